@@ -1,0 +1,110 @@
+//! The command line, as clap types only: no logic, no I/O.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Give a PostgreSQL app a correctly pooled DATABASE_URL, on any platform.
+///
+/// poolwright reads poolwright.yaml (its targets: where the app's pooler
+/// lives), renders or provisions the pooler, and prints the URL the app
+/// should use.
+#[derive(Debug, Parser)]
+#[command(
+    name = "poolwright",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The config file [default: poolwright.yaml in this directory or the nearest parent]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Output format for results on stdout
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Lines for people
+    Text,
+    /// One JSON document, for scripts
+    Json,
+    /// A Markdown table or list, for pull requests and docs
+    Markdown,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the config, pool budget included; exit 1 on any problem
+    Validate,
+    /// Show what apply would do for each target, and each target's URL (offline; passwords masked)
+    Plan(TargetsArgs),
+    /// Write the self-hosted pooler's files (pgbouncer.ini, userlist.txt, pgbouncer.service)
+    Render(RenderArgs),
+    /// Make it so: write the files to the target's host paths, store verifiers, reload
+    Apply(ApplyArgs),
+    /// Print a target's DATABASE_URL (password masked unless --show-password)
+    Url(UrlArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    /// Targets to include [default: all]
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Targets to render [default: every target that has files]
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Directory to write into: the files directly for one target, DIR/TARGET/ for several
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Directory of templates that replace the built-in ones (same relative paths, e.g. pgbouncer/pgbouncer.ini.tera)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Targets to apply [default: all]
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Directory of templates that replace the built-in ones
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UrlArgs {
+    /// The target whose URL to print
+    pub target: String,
+
+    /// Print the direct URL of the upstream server (for migrations) instead of the pooled one
+    #[arg(long)]
+    pub direct: bool,
+
+    /// Print the real password instead of ****
+    #[arg(long)]
+    pub show_password: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}

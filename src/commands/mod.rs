@@ -1,0 +1,46 @@
+//! One file per subcommand: glue between the command line, the config and
+//! the library. Results go to stdout, messages to stderr.
+
+mod apply;
+mod plan;
+mod render;
+mod url;
+mod validate;
+
+use clap::CommandFactory as _;
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config};
+use crate::context::Context;
+use crate::error::Error;
+
+/// Runs the command `cli` names.
+pub fn run(cli: &Cli, ctx: &mut Context) -> Result<(), Error> {
+    match &cli.command {
+        Command::Validate => validate::run(cli, ctx),
+        Command::Plan(args) => plan::run(cli, ctx, args),
+        Command::Render(args) => render::run(cli, ctx, args),
+        Command::Apply(args) => apply::run(cli, ctx, args),
+        Command::Url(args) => url::run(cli, ctx, args),
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "poolwright",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Finds and loads the config for a command.
+fn load(cli: &Cli, ctx: &Context) -> Result<Config, Error> {
+    let shown = config::locate(cli.config.as_deref(), &ctx.cwd)?;
+    let path = if shown.is_relative() {
+        ctx.cwd.join(&shown)
+    } else {
+        shown.clone()
+    };
+    config::load(&path, &shown, &*ctx.env)
+}

@@ -1,0 +1,103 @@
+//! `poolwright render --out DIR`: write the self-hosted pooler's files.
+//!
+//! Everything is rendered in memory first; only when every target rendered
+//! (all passwords set, templates fine) is anything written, each file
+//! atomically. Then each target's URL is printed, masked.
+
+use std::path::{Path, PathBuf};
+
+use super::load;
+use crate::cli::{Cli, RenderArgs};
+use crate::config::Config;
+use crate::context::Context;
+use crate::error::Error;
+use crate::files::{Written, write_if_changed};
+use crate::providers::ProviderTarget;
+use crate::providers::pgbouncer::render::{RenderedFile, render};
+use crate::render::Templates;
+
+/// The userlist.txt whose verifiers a render may reuse: the one in the
+/// output directory, else the one at the target's auth_file on this host.
+fn existing_userlist(out_dir: &Path, auth_file: &str) -> Option<String> {
+    std::fs::read_to_string(out_dir.join("userlist.txt"))
+        .or_else(|_| std::fs::read_to_string(auth_file))
+        .ok()
+}
+
+pub fn run(cli: &Cli, ctx: &mut Context, args: &RenderArgs) -> Result<(), Error> {
+    let config = load(cli, ctx)?;
+    let templates = Templates::load(args.templates.as_deref())?;
+    let targets = config.select(&args.targets)?;
+    let out = if args.out.is_relative() {
+        ctx.cwd.join(&args.out)
+    } else {
+        args.out.clone()
+    };
+    let several = targets.len() > 1;
+    let mut rendered: Vec<(PathBuf, Vec<RenderedFile>)> = Vec::new();
+    let mut missing = Vec::new();
+    for target in &targets {
+        let dir = if several {
+            out.join(&target.name)
+        } else {
+            out.clone()
+        };
+        let ProviderTarget::PgBouncer(t) = &target.provider;
+        let existing = existing_userlist(&dir, &t.auth_file);
+        match render(
+            t,
+            &templates,
+            &config.source_name(),
+            existing.as_deref(),
+            &mut *ctx.salt,
+        ) {
+            Ok(files) => rendered.push((dir, files)),
+            Err(Error::Config(d)) => missing.extend(d.items),
+            Err(e) => return Err(e),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(config.error(missing));
+    }
+    write_all(&config, &args.out, &rendered)?;
+    for target in &targets {
+        if let Some(url) = target.provider.pooled_url() {
+            println!("{}: {}", target.name, url.masked());
+        } else {
+            println!("{}: {}", target.name, crate::plan::KNOWN_AFTER_APPLY);
+        }
+    }
+    Ok(())
+}
+
+fn write_all(
+    config: &Config,
+    shown_out: &Path,
+    rendered: &[(PathBuf, Vec<RenderedFile>)],
+) -> Result<(), Error> {
+    let _ = config;
+    for (dir, files) in rendered {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+        for file in files {
+            let path = dir.join(file.name);
+            let written = write_if_changed(&path, &file.bytes, file.mode, None, file.secret)
+                .map_err(|e| Error::io(&path, &e))?;
+            let verb = match written {
+                Written::Created => "wrote",
+                Written::Changed => "updated",
+                Written::Unchanged => "unchanged",
+            };
+            let shown = shown_out.join(
+                path.strip_prefix(dir.parent().unwrap_or(dir))
+                    .unwrap_or(&path),
+            );
+            let shown = if rendered.len() == 1 {
+                shown_out.join(file.name)
+            } else {
+                shown
+            };
+            eprintln!("{verb} {}", shown.display());
+        }
+    }
+    Ok(())
+}

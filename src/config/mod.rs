@@ -1,0 +1,230 @@
+//! Loading `poolwright.yaml`: find it, read it, interpolate `${VAR}`, and
+//! check it into a typed [`Config`], reporting every problem in one run.
+
+pub mod interpolate;
+pub mod reader;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+
+use self::reader::{EnvLookup, Reader};
+use self::yaml::Value;
+use crate::diagnostic::{Diagnostic, Diagnostics, Span};
+use crate::error::Error;
+use crate::providers::{self, ProviderTarget};
+
+/// The file name poolwright looks for.
+pub const FILE_NAME: &str = "poolwright.yaml";
+/// Larger files are refused before parsing (a config is a few kilobytes).
+const MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A loaded, valid config.
+#[derive(Debug)]
+pub struct Config {
+    /// The file as the user named it (or as found), for messages.
+    pub path: PathBuf,
+    pub source: String,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug)]
+pub struct Target {
+    pub name: String,
+    pub span: Span,
+    pub provider: ProviderTarget,
+}
+
+impl Config {
+    /// The file name to mention in generated files (no directories, so the
+    /// output does not depend on where the command ran).
+    pub fn source_name(&self) -> String {
+        self.path.file_name().map_or_else(
+            || FILE_NAME.to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+
+    /// An error made of diagnostics that point into this config.
+    pub fn error(&self, items: Vec<Diagnostic>) -> Error {
+        Error::Config(Diagnostics {
+            source: Some(self.source.clone()),
+            items,
+        })
+    }
+
+    /// The targets named in `names` (all when empty), or an error naming the
+    /// unknown one.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Target>, Error> {
+        if names.is_empty() {
+            return Ok(self.targets.iter().collect());
+        }
+        names.iter().map(|n| self.target(n)).collect()
+    }
+
+    pub fn target(&self, name: &str) -> Result<&Target, Error> {
+        self.targets.iter().find(|t| t.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
+            let hint = match crate::diagnostic::did_you_mean(name, known.iter().copied()) {
+                Some(m) => format!("did you mean `{m}`?"),
+                None => format!(
+                    "the targets in {} are: {}",
+                    self.path.display(),
+                    known.join(", ")
+                ),
+            };
+            Error::message(format!("no target `{name}` in {}", self.path.display())).with_hint(hint)
+        })
+    }
+}
+
+/// `poolwright.yaml` in `start` or the nearest parent directory.
+pub fn discover(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(FILE_NAME))
+        .find(|p| p.is_file())
+}
+
+/// The config file to use: `explicit`, or the one [`discover`] finds.
+pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    let found = discover(cwd).ok_or_else(|| {
+        Error::message(format!(
+            "no {FILE_NAME} in {} or any parent directory",
+            cwd.display()
+        ))
+        .with_hint("create one with `poolwright init`, or name it with `--config FILE`")
+    })?;
+    // Show it relative to where the user is, as they would type it.
+    Ok(found
+        .strip_prefix(cwd)
+        .map(Path::to_path_buf)
+        .unwrap_or(found))
+}
+
+/// Reads and checks the config at `path`; messages call it `shown_as`
+/// (the name the user typed, or the one found relative to their directory).
+pub fn load(path: &Path, shown_as: &Path, env: EnvLookup<'_>) -> Result<Config, Error> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(shown_as, &e))?;
+    if meta.len() > MAX_BYTES {
+        return Err(Error::message(format!(
+            "{} is {} bytes; a poolwright config is at most {MAX_BYTES} bytes",
+            shown_as.display(),
+            meta.len()
+        )));
+    }
+    if meta.is_dir() {
+        return Err(Error::message(format!(
+            "{} is a directory, not a config file",
+            shown_as.display()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(shown_as, &e))?;
+    let source = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let text = String::from_utf8_lossy(valid);
+            let line = text.matches('\n').count() + 1;
+            let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let d = Diagnostic::new(
+                shown_as,
+                Span::new(line, column, 1),
+                "",
+                "the file is not valid UTF-8 text",
+            )
+            .with_hint("save it as UTF-8");
+            return Err(Error::Config(Diagnostics {
+                source: None,
+                items: vec![d],
+            }));
+        }
+    };
+    parse(shown_as, source, env)
+}
+
+/// Checks config text (the contents of `path`).
+pub fn parse(path: &Path, source: String, env: EnvLookup<'_>) -> Result<Config, Error> {
+    let fail = |items: Vec<Diagnostic>, source: String| {
+        Error::Config(Diagnostics {
+            source: Some(source),
+            items,
+        })
+    };
+    let root = match yaml::parse(path, &source) {
+        Ok(root) => root,
+        Err(items) => return Err(fail(items, source)),
+    };
+    let mut reader = Reader::new(path, env);
+    let targets = read_root(&mut reader, &root);
+    if !reader.ok() {
+        return Err(fail(reader.problems, source));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        source,
+        targets,
+    })
+}
+
+fn read_root(reader: &mut Reader<'_>, root: &yaml::Node) -> Vec<Target> {
+    if root.value == Value::Null {
+        reader.error(root.span, "", "the file is empty").hint = Some(
+            "start with `version: 1` and a `targets:` mapping, or run `poolwright init`".into(),
+        );
+        return Vec::new();
+    }
+    let Some(mut top) = reader.map(root, "") else {
+        return Vec::new();
+    };
+    if let Some(node) = top.require("version", reader)
+        && let Some(v) = reader.integer(node, "version", i64::MIN, i64::MAX)
+        && v != 1
+    {
+        reader.error(
+            node.span,
+            "version",
+            format!("config version {v} is not supported; this poolwright reads version 1"),
+        );
+    }
+    let mut targets = Vec::new();
+    if let Some(node) = top.require("targets", reader)
+        && let Some(map) = reader.map(node, "targets")
+    {
+        if map.entries().is_empty() {
+            reader.error(
+                node.span,
+                "targets",
+                "no targets: add at least one under `targets:`",
+            );
+        }
+        for (key, value) in map.entries() {
+            let field = format!("targets.{}", key.name);
+            let valid = !key.name.is_empty()
+                && key.name.len() <= 63
+                && key
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                && !key.name.starts_with('.');
+            if !valid {
+                reader.error(key.span, &field, format!(
+                        "the target name `{}` may hold only letters, digits, `_`, `-` and `.` (at most 63, not starting with `.`)",
+                        key.name.escape_debug()
+                    ));
+                continue;
+            }
+            if let Some(provider) = providers::decode(reader, &key.name, value, &field) {
+                targets.push(Target {
+                    name: key.name.clone(),
+                    span: key.span,
+                    provider,
+                });
+            }
+        }
+    }
+    top.finish(reader);
+    targets
+}

@@ -1,0 +1,400 @@
+//! Reading typed values out of the YAML tree while collecting every problem.
+//!
+//! Each getter checks the shape and type of one value, interpolates `${VAR}`
+//! references, refuses newlines and NUL bytes, and records a [`Diagnostic`]
+//! (file, line, column, field) instead of stopping. A [`MapView`] remembers
+//! which keys were asked for, so [`MapView::finish`] can report the rest as
+//! unknown, with a "did you mean" hint.
+
+use std::fmt;
+use std::path::Path;
+
+use super::interpolate::{Problem, interpolate};
+use super::yaml::{Key, Node, Value};
+use crate::diagnostic::{Diagnostic, Span, did_you_mean};
+
+/// Looks up environment variables; a closure so tests can pin the values.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Collects problems while a config file is decoded.
+pub struct Reader<'a> {
+    pub file: &'a Path,
+    env: EnvLookup<'a>,
+    pub problems: Vec<Diagnostic>,
+}
+
+/// A secret value (a password) that may be missing until a command needs it.
+///
+/// `plan`, `validate` and a masked `url` work without credentials, so an
+/// unset `${VAR}` in a secret is kept as a deferred problem and reported only
+/// by the commands that need the value. `Debug` never shows the value.
+#[derive(Clone, PartialEq)]
+pub struct Secret {
+    value: Result<String, Box<Diagnostic>>,
+}
+
+impl Secret {
+    /// A secret known in code (tests, the wizard).
+    pub fn known(value: impl Into<String>) -> Secret {
+        Secret {
+            value: Ok(value.into()),
+        }
+    }
+
+    /// The value, or the diagnostic that says which variable to set.
+    pub fn expose(&self) -> Result<&str, Box<Diagnostic>> {
+        self.value.as_deref().map_err(Clone::clone)
+    }
+
+    pub fn is_available(&self) -> bool {
+        self.value.is_ok()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Ok(_) => f.write_str("Secret(****)"),
+            Err(_) => f.write_str("Secret(<unset>)"),
+        }
+    }
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(file: &'a Path, env: EnvLookup<'a>) -> Reader<'a> {
+        Reader {
+            file,
+            env,
+            problems: Vec::new(),
+        }
+    }
+
+    /// Records a problem and returns it, so the caller may add a hint.
+    pub fn error(
+        &mut self,
+        span: Span,
+        field: &str,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.problems
+            .push(Diagnostic::new(self.file, span, field, message));
+        self.problems.last_mut().expect("just pushed")
+    }
+
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// Views `node` as a mapping. `null` (a key with nothing after it) is an
+    /// empty mapping.
+    pub fn map<'n>(&mut self, node: &'n Node, field: &str) -> Option<MapView<'n>> {
+        match &node.value {
+            Value::Map(entries) => Some(MapView {
+                span: node.span,
+                entries,
+                field: field.to_string(),
+                known: Vec::new(),
+            }),
+            Value::Null => Some(MapView {
+                span: node.span,
+                entries: &[],
+                field: field.to_string(),
+                known: Vec::new(),
+            }),
+            _ => {
+                let kind = node.kind();
+                self.error(
+                    node.span,
+                    field,
+                    format!("expected a mapping (`key: value` lines), found {kind}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The raw text of a scalar, before interpolation.
+    fn scalar_text<'n>(&mut self, node: &'n Node, field: &str, expected: &str) -> Option<&'n str> {
+        match &node.value {
+            Value::Scalar(s) => Some(&s.text),
+            _ => {
+                let kind = node.kind();
+                self.error(
+                    node.span,
+                    field,
+                    format!("expected {expected}, found {kind}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn check_chars(&mut self, value: &str, span: Span, field: &str) -> bool {
+        if value.contains('\n') || value.contains('\r') {
+            self.error(span, field, "line breaks are not allowed here")
+                .hint = Some("every value poolwright writes must fit on one line".into());
+            return false;
+        }
+        if value.contains('\0') {
+            self.error(span, field, "NUL bytes are not allowed");
+            return false;
+        }
+        true
+    }
+
+    fn interpolated(&self, text: &str) -> Result<String, Problem> {
+        interpolate(text, self.env)
+    }
+
+    fn report_problem(&mut self, problem: &Problem, span: Span, field: &str) {
+        let d = self.error(span, field, problem.describe());
+        if let Problem::Unset { var, message: None } = problem {
+            d.hint = Some(format!(
+                "export {var}=..., or give a default with `${{{var}:-value}}`"
+            ));
+        }
+    }
+
+    /// A string value, interpolated.
+    pub fn string(&mut self, node: &Node, field: &str) -> Option<String> {
+        let span = node.span;
+        let text = self.scalar_text(node, field, "a string")?;
+        match self.interpolated(text) {
+            Ok(value) => self.check_chars(&value, span, field).then_some(value),
+            Err(p) => {
+                self.report_problem(&p, span, field);
+                None
+            }
+        }
+    }
+
+    /// A secret: like [`Reader::string`], but an unset variable is deferred.
+    pub fn secret(&mut self, node: &Node, field: &str) -> Option<Secret> {
+        let span = node.span;
+        let text = self.scalar_text(node, field, "a string")?;
+        match self.interpolated(text) {
+            Ok(value) => {
+                if !self.check_chars(&value, span, field) {
+                    return None;
+                }
+                if value.is_empty() {
+                    self.error(span, field, "the password is empty");
+                    return None;
+                }
+                Some(Secret { value: Ok(value) })
+            }
+            Err(p @ Problem::Syntax(_)) => {
+                self.report_problem(&p, span, field);
+                None
+            }
+            Err(p @ Problem::Unset { .. }) => {
+                let mut d = Diagnostic::new(self.file, span, field, p.describe());
+                if let Problem::Unset { var, message: None } = &p {
+                    d = d.with_hint(format!("export {var}=... before running this command"));
+                }
+                Some(Secret {
+                    value: Err(Box::new(d)),
+                })
+            }
+        }
+    }
+
+    /// An integer in `min..=max`.
+    pub fn integer(&mut self, node: &Node, field: &str, min: i64, max: i64) -> Option<i64> {
+        let span = node.span;
+        let text = self.scalar_text(node, field, "an integer")?;
+        let value = match self.interpolated(text) {
+            Ok(v) => v,
+            Err(p) => {
+                self.report_problem(&p, span, field);
+                return None;
+            }
+        };
+        let Ok(n) = value.trim().parse::<i64>() else {
+            self.error(span, field, format!("expected an integer, found `{value}`"));
+            return None;
+        };
+        if n < min {
+            self.error(span, field, format!("must be at least {min}, found {n}"));
+            return None;
+        }
+        if n > max {
+            self.error(span, field, format!("must be at most {max}, found {n}"));
+            return None;
+        }
+        Some(n)
+    }
+
+    /// A non-negative number of seconds, possibly fractional; returned as
+    /// the canonical text PgBouncer reads (`3`, `0.5`).
+    pub fn seconds(&mut self, node: &Node, field: &str) -> Option<String> {
+        let span = node.span;
+        let text = self.scalar_text(node, field, "a number of seconds")?;
+        let value = match self.interpolated(text) {
+            Ok(v) => v,
+            Err(p) => {
+                self.report_problem(&p, span, field);
+                return None;
+            }
+        };
+        match value.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() && n >= 0.0 => Some(format!("{n}")),
+            Ok(n) if n < 0.0 => {
+                self.error(
+                    span,
+                    field,
+                    format!("must be at least 0 seconds, found {value}"),
+                );
+                None
+            }
+            _ => {
+                self.error(
+                    span,
+                    field,
+                    format!("expected a number of seconds, found `{value}`"),
+                )
+                .hint =
+                    Some("write plain seconds, e.g. `3600`; fractions like `0.5` are fine".into());
+                None
+            }
+        }
+    }
+
+    /// A boolean: `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0`).
+    pub fn boolean(&mut self, node: &Node, field: &str) -> Option<bool> {
+        let span = node.span;
+        let text = self.scalar_text(node, field, "true or false")?;
+        let value = match self.interpolated(text) {
+            Ok(v) => v,
+            Err(p) => {
+                self.report_problem(&p, span, field);
+                return None;
+            }
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Some(true),
+            "false" | "no" | "off" | "0" => Some(false),
+            _ => {
+                self.error(
+                    span,
+                    field,
+                    format!("expected true or false, found `{value}`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// One of `values`.
+    pub fn choice(&mut self, node: &Node, field: &str, values: &[&str]) -> Option<String> {
+        let span = node.span;
+        let value = self.string(node, field)?;
+        if values.contains(&value.as_str()) {
+            return Some(value);
+        }
+        let list = values
+            .iter()
+            .map(|v| format!("`{v}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let d = self.error(
+            span,
+            field,
+            format!("unknown value `{value}`; expected one of {list}"),
+        );
+        if let Some(m) = did_you_mean(&value, values.iter().copied()) {
+            d.hint = Some(format!("did you mean `{m}`?"));
+        }
+        None
+    }
+
+    /// A list of strings, written as a YAML list or one comma-separated string.
+    pub fn list(&mut self, node: &Node, field: &str) -> Option<Vec<String>> {
+        match &node.value {
+            Value::Seq(items) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    out.push(self.string(item, &format!("{field}[{i}]"))?);
+                }
+                Some(out)
+            }
+            Value::Scalar(_) => {
+                let text = self.string(node, field)?;
+                Some(
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                )
+            }
+            Value::Null => Some(Vec::new()),
+            Value::Map(_) => {
+                self.error(
+                    node.span,
+                    field,
+                    "expected a list of names, found a mapping",
+                );
+                None
+            }
+        }
+    }
+}
+
+/// A mapping being read; remembers which keys the reader asked for.
+pub struct MapView<'n> {
+    pub span: Span,
+    entries: &'n [(Key, Node)],
+    pub field: String,
+    known: Vec<&'static str>,
+}
+
+impl<'n> MapView<'n> {
+    /// The node under `key`, if present; marks `key` as known.
+    pub fn get(&mut self, key: &'static str) -> Option<&'n Node> {
+        self.known.push(key);
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, n)| n)
+    }
+
+    /// The dotted field path of `key` in this mapping.
+    pub fn field(&self, key: &str) -> String {
+        if self.field.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.field)
+        }
+    }
+
+    /// All entries, for mappings whose keys are names chosen by the user.
+    pub fn entries(&self) -> &'n [(Key, Node)] {
+        self.entries
+    }
+
+    /// Reports every key that no getter asked for.
+    pub fn finish(self, reader: &mut Reader<'_>) {
+        for (key, _) in self.entries {
+            if self.known.contains(&key.name.as_str()) {
+                continue;
+            }
+            let field = self.field(&key.name);
+            let d = reader.error(key.span, &field, format!("unknown key `{}`", key.name));
+            d.hint = Some(match did_you_mean(&key.name, self.known.iter().copied()) {
+                Some(m) => format!("did you mean `{m}`?"),
+                None => format!("known keys here: {}", self.known.join(", ")),
+            });
+        }
+    }
+
+    /// Like `get`, but records an error when the key is missing.
+    pub fn require(&mut self, key: &'static str, reader: &mut Reader<'_>) -> Option<&'n Node> {
+        let node = self.get(key);
+        if node.is_none() {
+            let field = self.field(key);
+            reader.error(self.span, &field, format!("missing required key `{key}`"));
+        }
+        node
+    }
+}

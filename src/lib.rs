@@ -1,0 +1,35 @@
+//! poolwright: a correctly pooled DATABASE_URL for PostgreSQL apps.
+//!
+//! The pipeline: [`config`] loads poolwright.yaml (interpolating `${VAR}`,
+//! checking every field, reporting all problems with file, line and
+//! column) into typed targets; each target's provider ([`providers`], facts
+//! from the manifests in `providers/*.toml`) plans ([`plan`]), renders
+//! ([`render`], tera templates) and applies; [`url`] builds the URLs apps
+//! use. Only `apply` touches the world.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod diagnostic;
+pub mod error;
+pub mod files;
+pub mod plan;
+pub mod providers;
+pub mod render;
+pub mod scram;
+pub mod url;
+pub mod userlist;
+
+use std::io::Write as _;
+
+/// Runs poolwright with parsed arguments; returns the process exit code.
+pub fn run(cli: &cli::Cli, ctx: &mut context::Context) -> u8 {
+    match commands::run(cli, ctx) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = std::io::stderr().write_all(e.render().as_bytes());
+            e.exit_code()
+        }
+    }
+}

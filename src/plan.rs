@@ -1,0 +1,83 @@
+//! The plan: what `apply` would do for each target, as pure data.
+//!
+//! Built without network or credentials, so `poolwright plan` works in CI
+//! and on a laptop. Never holds a password: URLs are masked.
+
+use serde::Serialize;
+
+use crate::config::Target;
+use crate::providers::ProviderTarget;
+use crate::providers::pgbouncer::{UserlistFormat, budget};
+
+#[derive(Debug, Serialize)]
+pub struct TargetPlan {
+    pub target: String,
+    pub provider: String,
+    pub description: String,
+    pub files: Vec<PlannedFile>,
+    pub actions: Vec<String>,
+    /// The pool budget, when it applies.
+    pub budget: Vec<String>,
+    /// The pooled URL (masked), or `<known after apply>`.
+    pub url: String,
+    pub direct_url: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlannedFile {
+    pub name: String,
+    pub path: String,
+    pub mode: String,
+    pub holds_secrets: bool,
+}
+
+/// What the output shows for a URL that only `apply` can learn.
+pub const KNOWN_AFTER_APPLY: &str = "<known after apply>";
+
+pub fn plan(target: &Target) -> TargetPlan {
+    let mut plan = TargetPlan {
+        target: target.name.clone(),
+        provider: target.provider.provider_name().to_string(),
+        description: target.provider.describe(),
+        files: Vec::new(),
+        actions: Vec::new(),
+        budget: Vec::new(),
+        url: target
+            .provider
+            .pooled_url()
+            .map_or_else(|| KNOWN_AFTER_APPLY.to_string(), |u| u.masked()),
+        direct_url: target.provider.direct_url().map(|u| u.masked()),
+    };
+    match &target.provider {
+        ProviderTarget::PgBouncer(t) => {
+            for (name, path, mode) in t.host_files() {
+                plan.files.push(PlannedFile {
+                    name: name.to_string(),
+                    path,
+                    mode: format!("{mode:04o}"),
+                    holds_secrets: name == "userlist.txt",
+                });
+            }
+            if t.userlist != UserlistFormat::Plain {
+                let what = if t.userlist == UserlistFormat::Md5 {
+                    "md5 hash"
+                } else {
+                    "SCRAM verifier"
+                };
+                for user in &t.users {
+                    plan.actions.push(format!(
+                        "store the {what} of role `{}` on {}:{} (ALTER ROLE, logged in as that role)",
+                        user.name, t.upstream.host, t.upstream.port
+                    ));
+                }
+            }
+            if let Some(pidfile) = t.text_setting("pidfile").filter(|p| !p.is_empty()) {
+                plan.actions.push(format!(
+                    "reload PgBouncer if it runs (SIGHUP to the pid in {pidfile})"
+                ));
+            }
+            plan.budget = budget::compute(t).explain(t, 10);
+        }
+    }
+    plan
+}

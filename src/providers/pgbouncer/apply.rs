@@ -1,0 +1,246 @@
+//! `apply` for a self-hosted PgBouncer: the only place with side effects.
+//!
+//! 1. Write pgbouncer.ini, userlist.txt and pgbouncer.service to their
+//!    places on this host, each only when its bytes change, atomically,
+//!    keeping owner, group and mode of files that exist.
+//! 2. With stored verifiers (`userlist: scram` or `md5`), install on the
+//!    upstream server the very verifier userlist.txt holds, so PgBouncer can
+//!    pass SCRAM logins through: `ALTER ROLE name PASSWORD 'verifier'`,
+//!    connected as that role with its own password (a role may always
+//!    change its own password; no superuser needed).
+//! 3. Send SIGHUP to the PgBouncer whose pid is in `pidfile`, if one runs,
+//!    so it re-reads both files.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::render::{RenderedFile, render};
+use super::{Target, UserlistFormat};
+use crate::error::Error;
+use crate::files::{Written, write_if_changed};
+use crate::render::Templates;
+use crate::scram;
+
+/// What `apply` did, line by line, for the user to read.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<String>,
+    pub changed: bool,
+}
+
+fn service_owner(target: &Target) -> Result<Option<(u32, u32)>, Error> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let user = nix::unistd::User::from_name(&target.systemd.user)
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            Error::message(format!(
+                "the service user `{}` does not exist on this host",
+                target.systemd.user
+            ))
+            .with_hint(
+                "create it (Debian's pgbouncer package runs as `postgres`), or set `systemd.user`",
+            )
+        })?;
+    let group = nix::unistd::Group::from_name(&target.systemd.group)
+        .ok()
+        .flatten()
+        .map_or(user.gid.as_raw(), |g| g.gid.as_raw());
+    Ok(Some((user.uid.as_raw(), group)))
+}
+
+fn write_files(
+    files: &[RenderedFile],
+    owner: Option<(u32, u32)>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    for file in files {
+        let path = Path::new(&file.host_path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+        }
+        // Only the secret file must be readable by the service user alone;
+        // the others are world-readable config owned by whoever applies.
+        let file_owner = if file.secret { owner } else { None };
+        let written = write_if_changed(path, &file.bytes, file.mode, file_owner, file.secret)
+            .map_err(|e| Error::io(path, &e).with_hint("apply writes to the target's config_dir; run it as a user that may write there"))?;
+        let verb = match written {
+            Written::Created => "created",
+            Written::Changed => "updated",
+            Written::Unchanged => "unchanged",
+        };
+        if written != Written::Unchanged {
+            report.changed = true;
+        }
+        report.lines.push(format!("{verb} {}", file.host_path));
+    }
+    Ok(())
+}
+
+/// Quotes an SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Installs each user's stored secret on the upstream server.
+async fn install_verifiers(
+    target: &Target,
+    userlist: &RenderedFile,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let text = String::from_utf8_lossy(&userlist.bytes);
+    let entries = crate::userlist::parse(&text)
+        .map_err(|e| Error::message(format!("rendered userlist.txt: {e}")))?;
+    let database = target
+        .database(&target.url_database)
+        .map_or(target.url_database.clone(), |d| d.dbname.clone());
+    for user in &target.users {
+        let Some(entry) = entries.iter().find(|e| e.user == user.name) else {
+            continue;
+        };
+        let secret = &entry.secret;
+        let stored = match target.userlist {
+            UserlistFormat::Scram => scram::is_verifier(secret),
+            UserlistFormat::Md5 => secret.starts_with("md5") && secret.len() == 35,
+            UserlistFormat::Plain => false,
+        };
+        if !stored {
+            continue;
+        }
+        let password = user.password.expose()?;
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&target.upstream.host)
+            .port(target.upstream.port)
+            .user(&user.name)
+            .password(password)
+            .dbname(&database)
+            .application_name("poolwright apply")
+            .connect_timeout(Duration::from_secs(10));
+        let where_ = format!("{}:{}", target.upstream.host, target.upstream.port);
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(|e| {
+            Error::message(format!("cannot log in to {where_}/{database} as `{}`: {}", user.name, pg_error(&e))).with_hint(
+                "apply logs in as each user with the password from poolwright.yaml; it must be the role's current password. \
+                 With `userlist: plain` apply leaves the server alone",
+            )
+        })?;
+        let task = tokio::spawn(connection);
+        // The verifier holds only base64 characters, `$`, `:` and digits: safe in a literal.
+        let sql = format!("ALTER ROLE {} PASSWORD '{secret}'", quote_ident(&user.name));
+        let result = client.batch_execute(&sql).await;
+        drop(client);
+        let _ = task.await;
+        result.map_err(|e| {
+            Error::message(format!(
+                "cannot store the verifier of `{}` on {where_}: {}",
+                user.name,
+                pg_error(&e)
+            ))
+        })?;
+        report.lines.push(format!(
+            "stored the {} of role `{}` on {where_}",
+            if target.userlist == UserlistFormat::Md5 {
+                "md5 hash"
+            } else {
+                "SCRAM verifier"
+            },
+            user.name
+        ));
+    }
+    Ok(())
+}
+
+/// The server's own message when there is one (tokio-postgres' Display
+/// says only "db error").
+fn pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// Tells a running PgBouncer to reload, via the pid in its pidfile.
+fn reload(target: &Target, report: &mut Report) {
+    let Some(pidfile) = target.text_setting("pidfile").filter(|p| !p.is_empty()) else {
+        report
+            .lines
+            .push("no pidfile set: reload PgBouncer yourself (systemctl reload pgbouncer)".into());
+        return;
+    };
+    let Ok(text) = std::fs::read_to_string(pidfile) else {
+        report.lines.push(format!(
+            "PgBouncer is not running (no {pidfile}): start it with `systemctl start pgbouncer`"
+        ));
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        report.lines.push(format!(
+            "{pidfile} does not hold a pid; reload PgBouncer yourself"
+        ));
+        return;
+    };
+    let pid = nix::unistd::Pid::from_raw(pid);
+    match nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP) {
+        Ok(()) => report
+            .lines
+            .push(format!("reloaded PgBouncer (SIGHUP to pid {pid})")),
+        Err(nix::errno::Errno::ESRCH) => report.lines.push(format!(
+            "PgBouncer is not running (pid {pid} from {pidfile} is gone)"
+        )),
+        Err(e) => report.lines.push(format!(
+            "could not signal PgBouncer (pid {pid}): {e}; run `systemctl reload pgbouncer`"
+        )),
+    }
+}
+
+/// Applies `target` to this host and its upstream server.
+pub async fn apply(
+    target: &Target,
+    templates: &Templates,
+    source: &str,
+    salt: &mut dyn FnMut() -> [u8; scram::SALT_LEN],
+) -> Result<Report, Error> {
+    let mut report = Report::default();
+    let existing = match std::fs::read_to_string(&target.auth_file) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(Path::new(&target.auth_file), &e)),
+    };
+    let files = render(target, templates, source, existing.as_deref(), salt)?;
+    let owner = service_owner(target)?;
+    if owner.is_none() {
+        let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name);
+        if me.as_deref() != Some(target.systemd.user.as_str()) {
+            report.lines.push(format!(
+                "note: userlist.txt is owned by you, not by `{}`; PgBouncer running as `{}` needs to read it",
+                target.systemd.user, target.systemd.user
+            ));
+        }
+    }
+    // Server first: if the login fails, PgBouncer keeps its old, working files.
+    let userlist = files
+        .iter()
+        .find(|f| f.secret)
+        .expect("render makes a userlist");
+    install_verifiers(target, userlist, &mut report).await?;
+    write_files(&files, owner, &mut report)?;
+    if report.changed {
+        reload(target, &mut report);
+    } else {
+        report.lines.push("nothing to change".into());
+    }
+    Ok(report)
+}

@@ -1,0 +1,790 @@
+//! `provider: pgbouncer`: a self-hosted PgBouncer.
+//!
+//! This module reads the target's settings ([`Target`]); its submodules check
+//! the pool budget, render pgbouncer.ini, userlist.txt and the systemd unit,
+//! and apply them to a host.
+
+pub mod apply;
+pub mod budget;
+pub mod names;
+pub mod render;
+pub mod setting;
+pub mod version;
+
+use std::path::Path;
+
+use self::setting::{Setting, SettingValue, decode_section};
+use self::version::Version;
+use crate::config::reader::{MapView, Reader, Secret};
+use crate::diagnostic::{Span, did_you_mean};
+use crate::providers::manifest::{Manifest, PgBouncerFacts};
+use crate::url::PgUrl;
+
+/// What poolwright writes into `[pgbouncer]` when the file does not say, and why.
+const DEFAULTS: &[(&str, &str)] = &[
+    // The port PgBouncer documents and everyone expects.
+    ("listen_port", "6432"),
+    // Debian's choices, so the files drop into the packaged layout.
+    ("unix_socket_dir", "/var/run/postgresql"),
+    ("pidfile", "/var/run/postgresql/pgbouncer.pid"),
+    // Stored SCRAM verifiers: the safe default from PostgreSQL 14 on, and
+    // PgBouncer passes them through to the server (see README: auth).
+    ("auth_type", "scram-sha-256"),
+    // poolwright exists for serverless apps that connect per request.
+    ("pool_mode", "transaction"),
+    ("max_client_conn", "1000"),
+    ("default_pool_size", "20"),
+    // JDBC sends extra_float_digits at startup; PgBouncer rejects unknown
+    // startup parameters unless told to ignore them.
+    ("ignore_startup_parameters", "extra_float_digits"),
+];
+
+/// How userlist.txt stores passwords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserlistFormat {
+    /// SCRAM verifiers, installed on the server too by `apply` (default).
+    Scram,
+    /// md5 hashes (`md5` + md5(password + user)); the server must use md5.
+    Md5,
+    /// The passwords themselves (0600), for servers where `apply` may not
+    /// set the verifier; logins cost PgBouncer a PBKDF2 run each.
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    pub max_connections: Option<u32>,
+    pub max_connections_span: Option<Span>,
+    pub superuser_reserved_connections: u32,
+    pub reserved_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub name: String,
+    pub dbname: String,
+    pub host: String,
+    pub port: u16,
+    /// Keys other than host, port and dbname, in manifest order.
+    pub settings: Vec<Setting>,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password: Secret,
+    /// `[users]` keys, in manifest order.
+    pub settings: Vec<Setting>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Systemd {
+    pub user: String,
+    pub group: String,
+    pub binary: String,
+    pub limit_nofile: Option<u64>,
+    pub unit_dir: String,
+}
+
+/// A validated self-hosted PgBouncer target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub facts: &'static PgBouncerFacts,
+    pub version: Version,
+    pub upstream: Upstream,
+    /// The host apps put in DATABASE_URL.
+    pub public_host: String,
+    pub databases: Vec<Database>,
+    pub users: Vec<User>,
+    pub url_user: String,
+    pub url_database: String,
+    pub processes: u32,
+    /// Where pgbouncer.ini lives on the host.
+    pub config_dir: String,
+    /// Where userlist.txt lives on the host (`auth_file`).
+    pub auth_file: String,
+    pub userlist: UserlistFormat,
+    pub systemd: Systemd,
+    /// The effective `[pgbouncer]` section: the user's keys plus defaults.
+    pub settings: Vec<Setting>,
+}
+
+impl Target {
+    pub fn setting(&self, name: &str) -> Option<&SettingValue> {
+        self.settings
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| &s.value)
+    }
+
+    pub fn int_setting(&self, name: &str) -> Option<i64> {
+        self.setting(name).and_then(SettingValue::as_int)
+    }
+
+    pub fn text_setting(&self, name: &str) -> Option<&str> {
+        self.setting(name).and_then(SettingValue::as_text)
+    }
+
+    pub fn listen_port(&self) -> u16 {
+        self.int_setting("listen_port")
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(6432)
+    }
+
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    pub fn database(&self, name: &str) -> Option<&Database> {
+        self.databases.iter().find(|d| d.name == name)
+    }
+
+    fn tls_required(mode: Option<&str>) -> bool {
+        matches!(mode, Some("require" | "verify-ca" | "verify-full"))
+    }
+
+    /// The pooled URL apps use: through PgBouncer.
+    pub fn pooled_url(&self) -> PgUrl {
+        let user = self.user(&self.url_user);
+        let mut url = PgUrl::new(&self.public_host, self.listen_port(), &self.url_database)
+            .with_user(&self.url_user, user.map(|u| u.password.clone()));
+        if Self::tls_required(self.text_setting("client_tls_sslmode")) {
+            url = url.with_param("sslmode", "require");
+        }
+        url
+    }
+
+    /// The direct URL to the upstream server, for migrations.
+    pub fn direct_url(&self) -> PgUrl {
+        let user = self.user(&self.url_user);
+        let (host, port, dbname) = match self.database(&self.url_database) {
+            Some(d) => (d.host.as_str(), d.port, d.dbname.as_str()),
+            None => (
+                self.upstream.host.as_str(),
+                self.upstream.port,
+                self.url_database.as_str(),
+            ),
+        };
+        let mut url = PgUrl::new(host, port, dbname)
+            .with_user(&self.url_user, user.map(|u| u.password.clone()));
+        if Self::tls_required(self.text_setting("server_tls_sslmode")) {
+            url = url.with_param("sslmode", "require");
+        }
+        url
+    }
+
+    /// The files this target renders, as (file name, path on the host, mode).
+    pub fn host_files(&self) -> Vec<(&'static str, String, u32)> {
+        vec![
+            (
+                "pgbouncer.ini",
+                format!("{}/pgbouncer.ini", self.config_dir),
+                0o644,
+            ),
+            ("userlist.txt", self.auth_file.clone(), 0o600),
+            (
+                "pgbouncer.service",
+                format!("{}/pgbouncer.service", self.systemd.unit_dir),
+                0o644,
+            ),
+        ]
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+fn is_wildcard(addr: &str) -> bool {
+    matches!(addr, "*" | "0.0.0.0" | "::") || addr.contains(',')
+}
+
+/// Reads a `provider: pgbouncer` target (the `provider` key already taken).
+pub fn decode(
+    reader: &mut Reader<'_>,
+    manifest: &'static Manifest,
+    name: &str,
+    mut map: MapView<'_>,
+) -> Option<Target> {
+    let facts = manifest
+        .pgbouncer
+        .as_ref()
+        .expect("checked by Manifest::check");
+    let ok_before = reader.problems.len();
+
+    // On a bad version, go on with the default so the other problems are
+    // reported in the same run; the target is refused at the end anyway.
+    let version = match map.get("version") {
+        None => facts.default_version,
+        Some(node) => {
+            let field = map.field("version");
+            match reader
+                .string(node, &field)
+                .map(|text| text.parse::<Version>())
+            {
+                None => facts.default_version,
+                Some(Ok(v)) if facts.versions.contains(&v) => v,
+                Some(Ok(v)) => {
+                    let list = facts
+                        .versions
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    reader.error(
+                        node.span,
+                        &field,
+                        format!("PgBouncer {v} is not supported; supported: {list}"),
+                    );
+                    facts.default_version
+                }
+                Some(Err(e)) => {
+                    reader.error(node.span, &field, e).hint =
+                        Some("write it as a quoted string, as in `version: \"1.18\"`".into());
+                    facts.default_version
+                }
+            }
+        }
+    };
+
+    let upstream = decode_upstream(reader, &mut map);
+    let public_host = map
+        .get("public_host")
+        .and_then(|n| reader.string(n, &map.field("public_host")));
+
+    let pg_field = map.field("pgbouncer");
+    let mut user_settings = Vec::new();
+    if let Some(node) = map.get("pgbouncer")
+        && let Some(section) = reader.map(node, &pg_field)
+    {
+        user_settings = decode_section(
+            reader,
+            &facts.settings,
+            section.entries(),
+            &pg_field,
+            version,
+            &[],
+            "PgBouncer setting",
+        );
+    }
+
+    let upstream_host = upstream
+        .as_ref()
+        .map_or("", |u| u.host.as_str())
+        .to_string();
+    let upstream_port = upstream.as_ref().map_or(5432, |u| u.port);
+    let databases = decode_databases(
+        reader,
+        &mut map,
+        facts,
+        version,
+        &upstream_host,
+        upstream_port,
+    );
+    let users = decode_users(reader, &mut map, facts, version);
+
+    let (url_user, url_database) = decode_url_choice(reader, &mut map, &databases, &users);
+
+    let processes = match map.get("processes") {
+        None => 1,
+        Some(node) => {
+            let n = reader.integer(node, &map.field("processes"), 1, 64)?;
+            if n > 1 {
+                reader
+                    .error(
+                        node.span,
+                        &map.field("processes"),
+                        "more than one PgBouncer process per host is not supported yet",
+                    )
+                    .hint = Some("use `processes: 1` for now".into());
+            }
+            u32::try_from(n).unwrap_or(1)
+        }
+    };
+
+    let userlist = match map.get("userlist") {
+        None => UserlistFormat::Scram,
+        Some(node) => match reader
+            .choice(node, &map.field("userlist"), &["scram", "md5", "plain"])?
+            .as_str()
+        {
+            "md5" => UserlistFormat::Md5,
+            "plain" => UserlistFormat::Plain,
+            _ => UserlistFormat::Scram,
+        },
+    };
+
+    let auth_file_setting = user_settings
+        .iter()
+        .find(|s| s.name == "auth_file")
+        .and_then(|s| s.value.as_text().map(str::to_string));
+    let config_dir = match map.get("config_dir") {
+        Some(node) => {
+            let field = map.field("config_dir");
+            let dir = reader.string(node, &field)?;
+            if !dir.starts_with('/') {
+                reader
+                    .error(
+                        node.span,
+                        &field,
+                        format!("`{dir}` is not an absolute path"),
+                    )
+                    .hint =
+                    Some("the files refer to each other by absolute paths under config_dir".into());
+            }
+            dir.trim_end_matches('/').to_string()
+        }
+        None => auth_file_setting
+            .as_deref()
+            .and_then(|f| Path::new(f).parent())
+            .map_or_else(|| "/etc/pgbouncer".to_string(), |p| p.display().to_string()),
+    };
+    let auth_file = auth_file_setting.unwrap_or_else(|| format!("{config_dir}/userlist.txt"));
+
+    let systemd = decode_systemd(reader, &mut map, facts);
+    map.finish(reader);
+
+    let upstream = upstream?;
+    if reader.problems.len() > ok_before {
+        return None;
+    }
+
+    let settings = effective_settings(facts, user_settings, public_host.as_deref(), &auth_file);
+    let listen_addr = settings
+        .iter()
+        .find(|s| s.name == "listen_addr")
+        .and_then(|s| s.value.as_text())
+        .unwrap_or("")
+        .to_string();
+    let public_host = match public_host {
+        Some(h) => h,
+        None if !listen_addr.is_empty() && !is_wildcard(&listen_addr) => listen_addr.clone(),
+        None => {
+            reader.error(map_span_or(&settings, "listen_addr"), &format!("targets.{name}.public_host"), "missing `public_host`: PgBouncer listens on all addresses, so poolwright cannot tell which host apps should use")
+                .hint = Some("add `public_host: <the host name apps connect to>`".into());
+            return None;
+        }
+    };
+
+    let target = Target {
+        name: name.to_string(),
+        facts,
+        version,
+        upstream,
+        public_host,
+        databases,
+        users,
+        url_user,
+        url_database,
+        processes,
+        config_dir,
+        auth_file,
+        userlist,
+        systemd,
+        settings,
+    };
+    check_auth(reader, &target, name);
+    budget::check(
+        reader,
+        &target,
+        &format!("targets.{name}.upstream.max_connections"),
+    );
+    (reader.problems.len() == ok_before).then_some(target)
+}
+
+fn map_span_or(settings: &[Setting], name: &str) -> Span {
+    settings
+        .iter()
+        .find(|s| s.name == name)
+        .and_then(|s| s.span)
+        .unwrap_or_default()
+}
+
+/// The user's `[pgbouncer]` keys plus poolwright's defaults, in manifest order.
+fn effective_settings(
+    facts: &PgBouncerFacts,
+    mut settings: Vec<Setting>,
+    public_host: Option<&str>,
+    auth_file: &str,
+) -> Vec<Setting> {
+    let has = |settings: &[Setting], name: &str| settings.iter().any(|s| s.name == name);
+    let add = |settings: &mut Vec<Setting>, name: &str, value: SettingValue| {
+        if !has(settings, name) {
+            settings.push(Setting {
+                name: name.to_string(),
+                value,
+                span: None,
+            });
+        }
+    };
+    // Listen where apps can reach us: everywhere when they connect by a
+    // non-local name, else only on loopback (nothing exposed by surprise).
+    let listen_addr = match public_host {
+        Some(h) if !is_loopback(h) => "*",
+        _ => "127.0.0.1",
+    };
+    add(
+        &mut settings,
+        "listen_addr",
+        SettingValue::Text(listen_addr.into()),
+    );
+    add(
+        &mut settings,
+        "auth_file",
+        SettingValue::Text(auth_file.into()),
+    );
+    for (name, text) in DEFAULTS {
+        let spec = facts.setting(name).expect("defaults name known settings");
+        let value = match spec.kind {
+            crate::providers::manifest::SettingType::Int => {
+                SettingValue::Int(text.parse().expect("numeric default"))
+            }
+            crate::providers::manifest::SettingType::List => {
+                SettingValue::List(vec![(*text).to_string()])
+            }
+            _ => SettingValue::Text((*text).to_string()),
+        };
+        add(&mut settings, name, value);
+    }
+    settings.sort_by_key(|s| facts.settings.iter().position(|spec| spec.name == s.name));
+    settings
+}
+
+fn decode_upstream(reader: &mut Reader<'_>, map: &mut MapView<'_>) -> Option<Upstream> {
+    let field = map.field("upstream");
+    let node = map.require("upstream", reader)?;
+    let mut up = reader.map(node, &field)?;
+    let host = up
+        .require("host", reader)
+        .and_then(|n| reader.string(n, &up.field("host")));
+    let port = match up.get("port") {
+        Some(n) => reader
+            .integer(n, &up.field("port"), 1, 65535)
+            .map(|p| p as u16),
+        None => Some(5432),
+    };
+    let max_connections_node = up.get("max_connections");
+    let max_connections = max_connections_node.and_then(|n| {
+        reader
+            .integer(n, &up.field("max_connections"), 1, 262_143)
+            .map(|n| n as u32)
+    });
+    let superuser_reserved_connections = match up.get("superuser_reserved_connections") {
+        Some(n) => reader
+            .integer(n, &up.field("superuser_reserved_connections"), 0, 262_143)
+            .map(|n| n as u32),
+        None => Some(3),
+    };
+    let reserved_connections = match up.get("reserved_connections") {
+        Some(n) => reader
+            .integer(n, &up.field("reserved_connections"), 0, 262_143)
+            .map(|n| n as u32),
+        None => Some(0),
+    };
+    up.finish(reader);
+    let host = host?;
+    if host.is_empty() {
+        reader.error(
+            node.span,
+            &format!("{field}.host"),
+            "the upstream host is empty",
+        );
+        return None;
+    }
+    Some(Upstream {
+        host,
+        port: port?,
+        max_connections,
+        max_connections_span: max_connections_node.map(|n| n.span),
+        superuser_reserved_connections: superuser_reserved_connections?,
+        reserved_connections: reserved_connections?,
+    })
+}
+
+fn decode_databases(
+    reader: &mut Reader<'_>,
+    map: &mut MapView<'_>,
+    facts: &PgBouncerFacts,
+    version: Version,
+    upstream_host: &str,
+    upstream_port: u16,
+) -> Vec<Database> {
+    let field = map.field("databases");
+    let Some(node) = map.require("databases", reader) else {
+        return Vec::new();
+    };
+    let Some(section) = reader.map(node, &field) else {
+        return Vec::new();
+    };
+    if section.entries().is_empty() {
+        reader.error(
+            node.span,
+            &field,
+            "no databases: list at least one under `databases:`",
+        );
+    }
+    let mut out = Vec::new();
+    for (key, value) in section.entries() {
+        let entry_field = format!("{field}.{}", key.name);
+        if let Err(e) = names::check(&key.name, "database", version, facts.quoted_keys_since) {
+            reader.error(key.span, &entry_field, e);
+            continue;
+        }
+        let Some(entry) = reader.map(value, &entry_field) else {
+            continue;
+        };
+        let mut settings = decode_section(
+            reader,
+            &facts.database_keys,
+            entry.entries(),
+            &entry_field,
+            version,
+            &[],
+            "database key",
+        );
+        let mut take = |name: &str| -> Option<SettingValue> {
+            let i = settings.iter().position(|s| s.name == name)?;
+            Some(settings.remove(i).value)
+        };
+        let dbname = take("dbname")
+            .and_then(|v| v.as_text().map(str::to_string))
+            .unwrap_or_else(|| key.name.clone());
+        let host = take("host")
+            .and_then(|v| v.as_text().map(str::to_string))
+            .unwrap_or_else(|| upstream_host.to_string());
+        let port = take("port")
+            .and_then(|v| v.as_int())
+            .map_or(upstream_port, |p| p as u16);
+        out.push(Database {
+            name: key.name.clone(),
+            dbname,
+            host,
+            port,
+            settings,
+        });
+    }
+    out
+}
+
+fn decode_users(
+    reader: &mut Reader<'_>,
+    map: &mut MapView<'_>,
+    facts: &PgBouncerFacts,
+    version: Version,
+) -> Vec<User> {
+    let field = map.field("users");
+    let Some(node) = map.require("users", reader) else {
+        return Vec::new();
+    };
+    let Some(section) = reader.map(node, &field) else {
+        return Vec::new();
+    };
+    if section.entries().is_empty() {
+        reader.error(
+            node.span,
+            &field,
+            "no users: list at least one under `users:`, with its password",
+        );
+    }
+    let mut out = Vec::new();
+    for (key, value) in section.entries() {
+        let entry_field = format!("{field}.{}", key.name);
+        if let Err(e) = names::check(&key.name, "user", version, facts.quoted_keys_since) {
+            reader.error(key.span, &entry_field, e);
+            continue;
+        }
+        let Some(mut entry) = reader.map(value, &entry_field) else {
+            continue;
+        };
+        let password = entry
+            .require("password", reader)
+            .and_then(|n| reader.secret(n, &format!("{entry_field}.password")));
+        let settings = decode_section(
+            reader,
+            &facts.user_keys,
+            entry.entries(),
+            &entry_field,
+            version,
+            &["password"],
+            "user key",
+        );
+        if let Some(password) = password {
+            out.push(User {
+                name: key.name.clone(),
+                password,
+                settings,
+            });
+        }
+    }
+    out
+}
+
+fn decode_url_choice(
+    reader: &mut Reader<'_>,
+    map: &mut MapView<'_>,
+    databases: &[Database],
+    users: &[User],
+) -> (String, String) {
+    let mut user = users.first().map(|u| u.name.clone()).unwrap_or_default();
+    let mut database = databases
+        .first()
+        .map(|d| d.name.clone())
+        .unwrap_or_default();
+    let field = map.field("url");
+    let Some(node) = map.get("url") else {
+        return (user, database);
+    };
+    let Some(mut url) = reader.map(node, &field) else {
+        return (user, database);
+    };
+    for (key, slot, known) in [
+        (
+            "user",
+            &mut user,
+            users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
+        ),
+        (
+            "database",
+            &mut database,
+            databases.iter().map(|d| d.name.as_str()).collect(),
+        ),
+    ] {
+        let Some(n) = url.get(key) else { continue };
+        let Some(value) = reader.string(n, &url.field(key)) else {
+            continue;
+        };
+        if !known.contains(&value.as_str()) {
+            let what = if key == "user" { "users" } else { "databases" };
+            let d = reader.error(
+                n.span,
+                &url.field(key),
+                format!("`{value}` is not one of this target's {what}"),
+            );
+            d.hint = Some(match did_you_mean(&value, known.iter().copied()) {
+                Some(m) => format!("did you mean `{m}`?"),
+                None => format!(
+                    "add it under `{what}:` or choose one of: {}",
+                    known.join(", ")
+                ),
+            });
+        }
+        *slot = value;
+    }
+    url.finish(reader);
+    (user, database)
+}
+
+fn decode_systemd(
+    reader: &mut Reader<'_>,
+    map: &mut MapView<'_>,
+    facts: &PgBouncerFacts,
+) -> Systemd {
+    let mut systemd = Systemd {
+        user: facts.service_user.clone(),
+        group: String::new(),
+        binary: facts.binary.clone(),
+        limit_nofile: None,
+        unit_dir: "/etc/systemd/system".into(),
+    };
+    let field = map.field("systemd");
+    if let Some(node) = map.get("systemd")
+        && let Some(mut s) = reader.map(node, &field)
+    {
+        if let Some(v) = s
+            .get("user")
+            .and_then(|n| reader.string(n, &s.field("user")))
+        {
+            systemd.user = v;
+        }
+        if let Some(v) = s
+            .get("group")
+            .and_then(|n| reader.string(n, &s.field("group")))
+        {
+            systemd.group = v;
+        }
+        if let Some(n) = s.get("binary")
+            && let Some(v) = reader.string(n, &s.field("binary"))
+        {
+            if !v.starts_with('/') {
+                reader
+                    .error(
+                        n.span,
+                        &s.field("binary"),
+                        format!("`{v}` is not an absolute path"),
+                    )
+                    .hint = Some(
+                    "systemd needs the full path of the pgbouncer binary, e.g. /usr/sbin/pgbouncer"
+                        .into(),
+                );
+            }
+            systemd.binary = v;
+        }
+        if let Some(n) = s.get("limit_nofile") {
+            systemd.limit_nofile = reader
+                .integer(n, &s.field("limit_nofile"), 64, 1 << 30)
+                .map(|n| n as u64);
+        }
+        if let Some(n) = s.get("unit_dir")
+            && let Some(v) = reader.string(n, &s.field("unit_dir"))
+        {
+            systemd.unit_dir = v.trim_end_matches('/').to_string();
+        }
+        s.finish(reader);
+    }
+    for (what, value) in [("user", &systemd.user), ("group", &systemd.group)] {
+        let valid = value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            let span = map.span;
+            reader.error(
+                span,
+                &format!("{field}.{what}"),
+                format!("`{value}` is not a valid Unix {what} name"),
+            );
+        }
+    }
+    if systemd.group.is_empty() {
+        systemd.group = systemd.user.clone();
+    }
+    systemd
+}
+
+/// Cross-field checks of authentication: formats that cannot work together.
+fn check_auth(reader: &mut Reader<'_>, target: &Target, name: &str) {
+    let auth_type = target.text_setting("auth_type").unwrap_or("");
+    let auth_span = target
+        .settings
+        .iter()
+        .find(|s| s.name == "auth_type")
+        .and_then(|s| s.span)
+        .unwrap_or_default();
+    if auth_type == "scram-sha-256" && target.userlist == UserlistFormat::Md5 {
+        reader
+            .error(auth_span, &format!("targets.{name}.userlist"), "`userlist: md5` cannot work with `auth_type: scram-sha-256`: PgBouncer cannot run SCRAM from an md5 hash")
+            .hint = Some("use `userlist: scram` (the default), or `auth_type: md5`".into());
+    }
+    let uses_userlist = matches!(auth_type, "scram-sha-256" | "md5" | "plain");
+    let has_auth_user = target.setting("auth_user").is_some();
+    if uses_userlist && !has_auth_user {
+        for list in ["admin_users", "stats_users"] {
+            let Some(setting) = target.settings.iter().find(|s| s.name == list) else {
+                continue;
+            };
+            let SettingValue::List(items) = &setting.value else {
+                continue;
+            };
+            for item in items {
+                if target.user(item).is_none() {
+                    reader
+                        .error(setting.span.unwrap_or_default(), &format!("targets.{name}.pgbouncer.{list}"), format!("`{item}` is not in this target's users, so it could never log in to the admin console"))
+                        .hint = Some(format!("add `{item}: {{ password: \"${{...}}\" }}` under `users:`"));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Which database and user names PgBouncer can carry, by an allow-list.
+//!
+//! Names become keys in pgbouncer.ini (`[databases]`, `[users]`), fields in
+//! userlist.txt and items of comma lists (`admin_users`). Up to 1.24 the ini
+//! reader takes only `[A-Za-z0-9_.-]` in keys (a quoted key is a syntax
+//! error); 1.25 accepts single-quoted keys with no escape for `'`. An
+//! allow-list is the only safe rule here: a deny-list misses the next
+//! character that turns a name into a new setting.
+
+use super::version::Version;
+
+/// PostgreSQL truncates identifiers longer than this many bytes.
+pub const MAX_NAME_BYTES: usize = 63;
+
+fn plain_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// True when `name` can be written as an ini key without quotes.
+pub fn is_plain_key(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(plain_key_char)
+}
+
+/// Why `name` cannot be a database (`what` = "database") or user name on
+/// `version`, if it cannot. `quoted_keys_since` comes from the manifest.
+pub fn check(
+    name: &str,
+    what: &str,
+    version: Version,
+    quoted_keys_since: Version,
+) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("the {what} name is empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "the {what} name `{name}` is {} bytes long; PostgreSQL allows at most {MAX_NAME_BYTES}",
+            name.len()
+        ));
+    }
+    if what == "database" && name == "pgbouncer" {
+        return Err(
+            "`pgbouncer` is reserved for PgBouncer's admin console; choose another database name"
+                .into(),
+        );
+    }
+    if is_plain_key(name) {
+        return Ok(());
+    }
+    let bad: String = name
+        .chars()
+        .filter(|c| !plain_key_char(*c))
+        .take(1)
+        .collect();
+    let shown = if bad.chars().all(char::is_control) {
+        format!("{:?}", bad)
+    } else {
+        format!("`{bad}`")
+    };
+    if version >= quoted_keys_since {
+        // 1.25 quotes such keys with '...', which has no escape for `'`; a
+        // comma would split admin_users; control characters break lines.
+        let unquotable = name
+            .chars()
+            .any(|c| c == '\'' || c == ',' || c == '"' || c.is_control());
+        if !unquotable {
+            return Ok(());
+        }
+        return Err(format!(
+            "the {what} name `{}` contains {shown}, which PgBouncer {version} cannot take in a name",
+            name.escape_debug()
+        ));
+    }
+    Err(format!(
+        "the {what} name `{}` contains {shown}; PgBouncer {version} accepts only letters, digits, `_`, `.` and `-` in names",
+        name.escape_debug()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V118: Version = Version::new(1, 18);
+    const V125: Version = Version::new(1, 25);
+
+    #[test]
+    fn allows_plain_names() {
+        assert!(check("qbo_mirror", "database", V118, V125).is_ok());
+        assert!(check("app-1.v2", "user", V118, V125).is_ok());
+    }
+
+    #[test]
+    fn refuses_injection_and_reserved_names() {
+        for bad in [
+            "db = host=evil",
+            "a\nauth_type=trust",
+            "x\"y",
+            "pgbouncer",
+            "a b",
+            "é",
+            "a;b",
+            "*",
+        ] {
+            assert!(
+                check(bad, "database", V118, V125).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        let long = "a".repeat(64);
+        assert!(
+            check(&long, "user", V118, V125)
+                .unwrap_err()
+                .contains("64 bytes")
+        );
+        assert!(check(&"a".repeat(63), "user", V118, V125).is_ok());
+    }
+
+    #[test]
+    fn quoted_keys_from_1_25_but_never_quotes_or_commas() {
+        assert!(check("my db", "database", V125, V125).is_ok());
+        assert!(check("it's", "database", V125, V125).is_err());
+        assert!(check("a,b", "user", V125, V125).is_err());
+        assert!(check("a\nb", "user", V125, V125).is_err());
+    }
+}

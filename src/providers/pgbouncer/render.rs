@@ -1,0 +1,256 @@
+//! Rendering a PgBouncer target: pgbouncer.ini, userlist.txt and
+//! pgbouncer.service, from the templates and one typed context each.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::setting::Setting;
+use super::{Target, UserlistFormat, budget, names};
+use crate::diagnostic::Diagnostics;
+use crate::error::Error;
+use crate::render::{Templates, connstr_value};
+use crate::scram;
+use crate::userlist;
+
+/// A rendered file: its name, where it belongs on the host, and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    pub name: &'static str,
+    pub host_path: String,
+    pub bytes: Vec<u8>,
+    pub mode: u32,
+    /// Holds passwords or verifiers: 0600, never printed.
+    pub secret: bool,
+}
+
+#[derive(Serialize)]
+pub struct IniContext<'a> {
+    pub target: &'a str,
+    pub source: &'a str,
+    pub version: String,
+    pub databases: Vec<KeyLine>,
+    pub users: Vec<KeyLine>,
+    pub settings: Vec<NameValue>,
+}
+
+/// One `key = value` line of `[databases]` or `[users]`.
+#[derive(Serialize)]
+pub struct KeyLine {
+    pub key: String,
+    pub connstr: String,
+    pub settings: String,
+}
+
+#[derive(Serialize)]
+pub struct NameValue {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Serialize)]
+pub struct UserlistContext<'a> {
+    pub target: &'a str,
+    pub format: &'static str,
+    pub users: Vec<UserSecret>,
+}
+
+#[derive(Serialize)]
+pub struct UserSecret {
+    pub name: String,
+    pub secret: String,
+}
+
+#[derive(Serialize)]
+pub struct ServiceContext<'a> {
+    pub target: &'a str,
+    pub source: &'a str,
+    pub user: &'a str,
+    pub group: &'a str,
+    pub binary: &'a str,
+    pub config_path: String,
+    pub unit_dir: &'a str,
+    pub max_client_conn: i64,
+    pub limit_nofile: u64,
+}
+
+/// `[databases]`/`[users]` keys: plain, or single-quoted from 1.25 on.
+fn ini_key(target: &Target, name: &str) -> String {
+    if names::is_plain_key(name) || target.version < target.facts.quoted_keys_since {
+        name.to_string()
+    } else {
+        format!("'{name}'")
+    }
+}
+
+fn pairs(settings: &[Setting]) -> Vec<(String, String)> {
+    settings
+        .iter()
+        .map(|s| (s.name.clone(), s.value.ini_text()))
+        .collect()
+}
+
+fn connstr(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", connstr_value(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn ini_context<'a>(target: &'a Target, source: &'a str) -> IniContext<'a> {
+    let databases = target
+        .databases
+        .iter()
+        .map(|db| {
+            let mut p = vec![
+                ("host".to_string(), db.host.clone()),
+                ("port".to_string(), db.port.to_string()),
+                ("dbname".to_string(), db.dbname.clone()),
+            ];
+            p.extend(pairs(&db.settings));
+            KeyLine {
+                key: ini_key(target, &db.name),
+                connstr: connstr(&p),
+                settings: String::new(),
+            }
+        })
+        .collect();
+    let users = target
+        .users
+        .iter()
+        .filter(|u| !u.settings.is_empty())
+        .map(|u| KeyLine {
+            key: ini_key(target, &u.name),
+            connstr: String::new(),
+            settings: connstr(&pairs(&u.settings)),
+        })
+        .collect();
+    let settings = target
+        .settings
+        .iter()
+        .map(|s| NameValue {
+            name: s.name.clone(),
+            value: s.value.ini_text(),
+        })
+        .collect();
+    IniContext {
+        target: &target.name,
+        source,
+        version: target.version.to_string(),
+        databases,
+        users,
+        settings,
+    }
+}
+
+/// File descriptors PgBouncer may need: every client, every server
+/// connection, and a margin for logs, sockets and the admin console.
+pub fn limit_nofile(target: &Target) -> u64 {
+    if let Some(n) = target.systemd.limit_nofile {
+        return n;
+    }
+    let clients =
+        u64::try_from(target.int_setting("max_client_conn").unwrap_or(100)).unwrap_or(100);
+    let servers = budget::compute(target).total.unwrap_or(clients);
+    (clients + servers + 100).max(1024)
+}
+
+/// The userlist secrets: an existing verifier is kept while it matches the
+/// password (so re-renders are byte-identical); otherwise a new one is made
+/// with a salt from `salt`.
+fn user_secrets(
+    target: &Target,
+    existing: Option<&str>,
+    salt: &mut dyn FnMut() -> [u8; scram::SALT_LEN],
+) -> Result<Vec<UserSecret>, Error> {
+    let previous: HashMap<String, String> = existing
+        .and_then(|text| userlist::parse(text).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.user, e.secret))
+        .collect();
+    let mut missing = Vec::new();
+    let mut out = Vec::new();
+    for user in &target.users {
+        let password = match user.password.expose() {
+            Ok(p) => p,
+            Err(d) => {
+                missing.push(*d);
+                continue;
+            }
+        };
+        let secret = match target.userlist {
+            UserlistFormat::Plain => password.to_string(),
+            UserlistFormat::Md5 => scram::md5_secret(&user.name, password),
+            UserlistFormat::Scram => match previous.get(&user.name) {
+                Some(old) if scram::matches(old, password) => old.clone(),
+                _ => scram::verifier(password, &salt(), scram::DEFAULT_ITERATIONS),
+            },
+        };
+        out.push(UserSecret {
+            name: user.name.clone(),
+            secret,
+        });
+    }
+    if !missing.is_empty() {
+        return Err(Error::Config(Diagnostics {
+            source: None,
+            items: missing,
+        }));
+    }
+    Ok(out)
+}
+
+/// Renders the target's files. `existing_userlist` is the current
+/// userlist.txt, whose verifiers are reused while they still match.
+pub fn render(
+    target: &Target,
+    templates: &Templates,
+    source: &str,
+    existing_userlist: Option<&str>,
+    salt: &mut dyn FnMut() -> [u8; scram::SALT_LEN],
+) -> Result<Vec<RenderedFile>, Error> {
+    let users = user_secrets(target, existing_userlist, salt)?;
+    let host = target.host_files();
+    let ini = templates.render("pgbouncer/pgbouncer.ini.tera", &ini_context(target, source))?;
+    let format = match target.userlist {
+        UserlistFormat::Scram => "SCRAM-SHA-256 verifiers",
+        UserlistFormat::Md5 => "md5 hashes",
+        UserlistFormat::Plain => "plain-text passwords",
+    };
+    let list = templates.render(
+        "pgbouncer/userlist.txt.tera",
+        &UserlistContext {
+            target: &target.name,
+            format,
+            users,
+        },
+    )?;
+    let service = templates.render(
+        "pgbouncer/pgbouncer.service.tera",
+        &ServiceContext {
+            target: &target.name,
+            source,
+            user: &target.systemd.user,
+            group: &target.systemd.group,
+            binary: &target.systemd.binary,
+            config_path: host[0].1.clone(),
+            unit_dir: &target.systemd.unit_dir,
+            max_client_conn: target.int_setting("max_client_conn").unwrap_or(100),
+            limit_nofile: limit_nofile(target),
+        },
+    )?;
+    let files = [(ini, false), (list, true), (service, false)];
+    Ok(host
+        .into_iter()
+        .zip(files)
+        .map(|((name, host_path, mode), (text, secret))| RenderedFile {
+            name,
+            host_path,
+            bytes: text.into_bytes(),
+            mode,
+            secret,
+        })
+        .collect())
+}

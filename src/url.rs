@@ -1,0 +1,174 @@
+//! PostgreSQL connection URLs, built from parts so the parts are always
+//! encoded the way libpq decodes them.
+//!
+//! libpq percent-decodes every component and finds the end of the user
+//! information at the first `@` or `/`, so user, password and database are
+//! encoded with everything but RFC 3986's unreserved characters escaped.
+//! `Display` masks the password; only [`PgUrl::reveal`] shows it.
+
+use std::fmt;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::config::reader::Secret;
+
+/// Everything except `A-Z a-z 0-9 - . _ ~` is escaped.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// What a masked password looks like.
+pub const MASK: &str = "****";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgUrl {
+    pub scheme: String,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub params: Vec<(String, String)>,
+}
+
+fn encode(s: &str) -> String {
+    utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+impl PgUrl {
+    pub fn new(host: &str, port: u16, database: &str) -> PgUrl {
+        PgUrl {
+            scheme: "postgresql".into(),
+            user: None,
+            password: None,
+            host: host.into(),
+            port,
+            database: database.into(),
+            params: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn with_user(mut self, user: &str, password: Option<Secret>) -> PgUrl {
+        self.user = Some(user.into());
+        self.password = password;
+        self
+    }
+
+    #[must_use]
+    pub fn with_param(mut self, key: &str, value: &str) -> PgUrl {
+        self.params.push((key.into(), value.into()));
+        self
+    }
+
+    fn host_part(&self) -> String {
+        // IPv6 literals go in brackets; everything else is a name or IPv4.
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            encode_host(&self.host)
+        }
+    }
+
+    fn format(&self, password: Option<&str>) -> String {
+        let mut out = format!("{}://", self.scheme);
+        if let Some(user) = &self.user {
+            out.push_str(&encode(user));
+            if let Some(pw) = password {
+                out.push(':');
+                out.push_str(pw);
+            }
+            out.push('@');
+        }
+        out.push_str(&self.host_part());
+        out.push_str(&format!(":{}/{}", self.port, encode(&self.database)));
+        for (i, (k, v)) in self.params.iter().enumerate() {
+            out.push(if i == 0 { '?' } else { '&' });
+            out.push_str(&encode(k));
+            out.push('=');
+            out.push_str(&encode(v));
+        }
+        out
+    }
+
+    /// The URL with its password masked (safe for any output).
+    pub fn masked(&self) -> String {
+        self.format(self.password.as_ref().map(|_| MASK))
+    }
+
+    /// The URL with the real password, or the diagnostic naming the unset
+    /// variable that holds it.
+    pub fn reveal(&self) -> Result<String, Box<crate::diagnostic::Diagnostic>> {
+        match &self.password {
+            Some(secret) => Ok(self.format(Some(&encode(secret.expose()?)))),
+            None => Ok(self.format(None)),
+        }
+    }
+}
+
+/// Host names are mostly safe; escape the few characters that would end
+/// the host part early.
+fn encode_host(host: &str) -> String {
+    const HOST: &AsciiSet = &percent_encoding::CONTROLS
+        .add(b'@')
+        .add(b'/')
+        .add(b'?')
+        .add(b'#')
+        .add(b'%')
+        .add(b' ')
+        .add(b':');
+    utf8_percent_encode(host, HOST).to_string()
+}
+
+impl fmt::Display for PgUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_special_characters_as_libpq_expects() {
+        let url = PgUrl::new("127.0.0.1", 6432, "qbo_mirror")
+            .with_user("app", Some(Secret::known("p@ss:w/rd#%?&\"x")));
+        assert_eq!(
+            url.reveal().unwrap(),
+            "postgresql://app:p%40ss%3Aw%2Frd%23%25%3F%26%22x@127.0.0.1:6432/qbo_mirror"
+        );
+        assert_eq!(
+            url.masked(),
+            "postgresql://app:****@127.0.0.1:6432/qbo_mirror"
+        );
+        assert_eq!(url.to_string(), url.masked());
+    }
+
+    #[test]
+    fn keeps_unreserved_characters_and_encodes_unicode() {
+        let url = PgUrl::new("db.internal", 5432, "my-db.v1_x~")
+            .with_user("usér", None)
+            .with_param("sslmode", "require");
+        assert_eq!(
+            url.reveal().unwrap(),
+            "postgresql://us%C3%A9r@db.internal:5432/my-db.v1_x~?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn brackets_ipv6_hosts() {
+        assert_eq!(
+            PgUrl::new("::1", 6432, "d").masked(),
+            "postgresql://[::1]:6432/d"
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let url = PgUrl::new("h", 1, "d").with_user("u", Some(Secret::known("hunter2")));
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+}
