@@ -87,7 +87,19 @@ impl Diagnostic {
         if self.field.is_empty() {
             let _ = writeln!(out, "  --> {location}");
         } else {
-            let _ = writeln!(out, "  --> {location} (field `{}`)", self.field);
+            // A field path may hold a hostile key: never print control characters raw.
+            let field: String = self
+                .field
+                .chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "  --> {location} (field `{field}`)");
         }
         if let Some(line) = source.and_then(|s| s.lines().nth(self.span.line.wrapping_sub(1))) {
             let number = self.span.line.to_string();

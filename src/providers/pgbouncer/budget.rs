@@ -65,11 +65,17 @@ fn cap(sum: Option<u64>, limit: Option<i64>) -> Option<u64> {
 
 /// Works out the budget of `target`.
 pub fn compute(target: &Target) -> Budget {
+    // A database that lives on another server does not use this upstream's slots.
+    let on_upstream: Vec<&super::Database> = target
+        .databases
+        .iter()
+        .filter(|db| db.host == target.upstream.host && db.port == target.upstream.port)
+        .collect();
     let unlimited_zero = target.version >= super::version::Version::new(1, 24);
     let default_pool = target.int_setting("default_pool_size").unwrap_or(20);
     let default_reserve = target.int_setting("reserve_pool_size").unwrap_or(0);
     let mut pools = Vec::new();
-    for db in &target.databases {
+    for db in &on_upstream {
         for user in &target.users {
             let size = int(&user.settings, "pool_size")
                 .or_else(|| int(&db.settings, "pool_size"))
@@ -92,8 +98,7 @@ pub fn compute(target: &Target) -> Budget {
     }
     let global_db_cap = target.int_setting("max_db_connections");
     let global_user_cap = target.int_setting("max_user_connections");
-    let by_database: Option<u64> = target
-        .databases
+    let by_database: Option<u64> = on_upstream
         .iter()
         .map(|db| {
             let sum = pools
@@ -174,6 +179,14 @@ impl Budget {
                 "... and {} more pools",
                 self.pools.len() - max_lines
             ));
+        }
+        for db in &target.databases {
+            if db.host != target.upstream.host || db.port != target.upstream.port {
+                lines.push(format!(
+                    "database {} is on {}:{}, not the upstream: its pools are not counted here",
+                    db.name, db.host, db.port
+                ));
+            }
         }
         let mut sum = String::new();
         let raw: Option<u64> = self

@@ -108,6 +108,8 @@ pub struct Target {
     /// Where userlist.txt lives on the host (`auth_file`).
     pub auth_file: String,
     pub userlist: UserlistFormat,
+    /// Where `userlist:` was written, for messages about it.
+    pub userlist_span: Span,
     pub systemd: Systemd,
     /// The effective `[pgbouncer]` section: the user's keys plus defaults.
     pub settings: Vec<Setting>,
@@ -306,6 +308,7 @@ pub fn decode(
         }
     };
 
+    let userlist_span = map.get("userlist").map_or(map.span, |n| n.span);
     let userlist = match map.get("userlist") {
         None => UserlistFormat::Scram,
         Some(node) => match reader
@@ -384,6 +387,7 @@ pub fn decode(
         config_dir,
         auth_file,
         userlist,
+        userlist_span,
         systemd,
         settings,
     };
@@ -757,15 +761,9 @@ fn decode_systemd(
 /// Cross-field checks of authentication: formats that cannot work together.
 fn check_auth(reader: &mut Reader<'_>, target: &Target, name: &str) {
     let auth_type = target.text_setting("auth_type").unwrap_or("");
-    let auth_span = target
-        .settings
-        .iter()
-        .find(|s| s.name == "auth_type")
-        .and_then(|s| s.span)
-        .unwrap_or_default();
     if auth_type == "scram-sha-256" && target.userlist == UserlistFormat::Md5 {
         reader
-            .error(auth_span, &format!("targets.{name}.userlist"), "`userlist: md5` cannot work with `auth_type: scram-sha-256`: PgBouncer cannot run SCRAM from an md5 hash")
+            .error(target.userlist_span, &format!("targets.{name}.userlist"), "`userlist: md5` cannot work with `auth_type: scram-sha-256`: PgBouncer cannot run SCRAM from an md5 hash")
             .hint = Some("use `userlist: scram` (the default), or `auth_type: md5`".into());
     }
     let uses_userlist = matches!(auth_type, "scram-sha-256" | "md5" | "plain");

@@ -1,0 +1,14 @@
+//! The integration tests: one binary, one module per area.
+
+mod support;
+
+/// Command-line behaviour: help, exit codes, masking, formats, discovery.
+mod cli;
+/// Real PostgreSQL and PgBouncer, started by the tests.
+mod e2e;
+/// Every example config validates, plans and renders.
+mod examples;
+/// tests/golden/<case>/: a config and the exact files it renders.
+mod golden;
+/// tests/invalid/<case>/: a bad config and the exact message it gets.
+mod invalid;
