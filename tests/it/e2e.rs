@@ -135,12 +135,10 @@ fn scratch() -> tempfile::TempDir {
 
 /// `poolwright --config CONFIG ARGS...`, with the password variables set.
 fn pw(config: &Path, args: &[&str]) -> Run {
-    let config = config.to_str().expect("utf-8 config path");
-    let mut all = vec!["--config", config];
+    let dir = config.parent().expect("config in a directory");
+    let mut all = vec!["--config", config.to_str().expect("utf-8 config path")];
     all.extend_from_slice(args);
-    let run = support::poolwright(config.as_ref(), &all, ENV);
-    // poolwright() runs in a directory: the config's own.
-    run
+    support::poolwright(dir, &all, ENV)
 }
 
 /// `poolwright apply`, which must succeed; returns its stderr.
