@@ -39,6 +39,11 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("ignore_startup_parameters", "extra_float_digits"),
 ];
 
+/// The first PgBouncer that tracks prepared statements in transaction mode.
+pub const PREPARED_STATEMENTS_SINCE: Version = Version::new(1, 21);
+/// poolwright's `max_prepared_statements` in transaction mode (1.24's default).
+const DEFAULT_MAX_PREPARED_STATEMENTS: i64 = 200;
+
 /// How userlist.txt stores passwords.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -356,7 +361,7 @@ pub fn decode(
         return None;
     }
 
-    let settings = effective_settings(facts, user_settings, public_host.as_deref(), &auth_file);
+    let settings = effective_settings(facts, version, user_settings, public_host.as_deref(), &auth_file);
     let listen_addr = settings
         .iter()
         .find(|s| s.name == "listen_addr")
@@ -411,6 +416,7 @@ fn map_span_or(settings: &[Setting], name: &str) -> Span {
 /// The user's `[pgbouncer]` keys plus poolwright's defaults, in manifest order.
 fn effective_settings(
     facts: &PgBouncerFacts,
+    version: Version,
     mut settings: Vec<Setting>,
     public_host: Option<&str>,
     auth_file: &str,
@@ -453,6 +459,16 @@ fn effective_settings(
             _ => SettingValue::Text((*text).to_string()),
         };
         add(&mut settings, name, value);
+    }
+    // From 1.21 PgBouncer can track protocol-level prepared statements in
+    // transaction mode, so drivers keep their defaults (no pgbouncer=true,
+    // no statement_cache_size=0). 1.21 to 1.23 ship it off (0); 1.24's
+    // default is 200: say it explicitly for every version that has it.
+    let pooled_per_transaction = settings
+        .iter()
+        .any(|s| s.name == "pool_mode" && matches!(s.value.as_text(), Some("transaction" | "statement")));
+    if pooled_per_transaction && version >= PREPARED_STATEMENTS_SINCE {
+        add(&mut settings, "max_prepared_statements", SettingValue::Int(DEFAULT_MAX_PREPARED_STATEMENTS));
     }
     settings.sort_by_key(|s| facts.settings.iter().position(|spec| spec.name == s.name));
     settings
