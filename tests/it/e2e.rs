@@ -169,18 +169,18 @@ fn render(spec: &Spec) -> String {
     fs::read_to_string(spec.etc("pgbouncer.ini")).expect("rendered pgbouncer.ini")
 }
 
-/// PgBouncer on `<dir>/etc/pgbouncer.ini`, after `install` (apply or render)
-/// wrote it. free_port() can race with another test (pgbench opens thousands
-/// of client sockets), so on a bind failure move to a new port and redo.
-fn start_bouncer(spec: &mut Spec, install: fn(&Spec) -> String) -> PgBouncer {
+/// PgBouncer on the `<dir>/etc/pgbouncer.ini` that apply or render wrote.
+/// free_port() can race with another test (pgbench opens thousands of client
+/// sockets), so on a bind failure move to a new port and `reinstall`.
+fn start_bouncer(spec: &mut Spec, reinstall: fn(&Spec) -> String) -> PgBouncer {
+    let log = spec.dir.join("pgbouncer.stderr");
     for attempt in 1.. {
-        install(spec);
-        let log = spec.dir.join("pgbouncer.stderr");
         match PgBouncer::start(&spec.etc("pgbouncer.ini"), spec.pool_port, &log) {
             Ok(bouncer) => return bouncer,
             Err(e) if attempt < 3 && e.contains("Address already in use") => {
-                eprintln!("port {} taken, retrying: {e}", spec.pool_port);
+                eprintln!("port {} taken, moving: {e}", spec.pool_port);
                 spec.pool_port = free_port();
+                reinstall(spec);
             }
             Err(e) => panic!("PgBouncer did not start: {e}"),
         }
@@ -538,6 +538,7 @@ fn pgbench_serverless_pattern_through_pooler_and_direct() {
     let pg = cluster_with_app();
     let dir = scratch();
     let mut spec = Spec::new(dir.path(), pg.port);
+    apply(&spec);
     let bouncer = start_bouncer(&mut spec, apply);
 
     let init_args = format!("-i -s 1 -q -h 127.0.0.1 -p {} -U app qbo_mirror", pg.port);
@@ -760,11 +761,9 @@ fn pgbouncer_rejects_settings_of_newer_versions() {
 
     spec.version = "1.18";
     spec.extra = "";
-    let bouncer = start_bouncer(&mut spec, |spec| {
-        let ini = render(spec);
-        assert!(!ini.contains("max_prepared_statements"), "{ini}");
-        ini
-    });
+    let ini = render(&spec);
+    assert!(!ini.contains("max_prepared_statements"), "{ini}");
+    let bouncer = start_bouncer(&mut spec, render);
     eprintln!(
         "PgBouncer started on the 1.18 render (pid {})",
         bouncer.pid()
