@@ -41,7 +41,9 @@ struct Spec {
     dir: PathBuf,
     pg_port: u16,
     pool_port: u16,
-    version: &'static str,
+    /// The PgBouncer under test: its `major.minor` goes into `version:`.
+    version: String,
+    bin: PathBuf,
     /// `scram` (the default) or `plain`.
     userlist: &'static str,
     default_pool_size: u32,
@@ -52,12 +54,13 @@ struct Spec {
 }
 
 impl Spec {
-    fn new(dir: &Path, pg_port: u16) -> Spec {
+    fn new(dir: &Path, pg_port: u16, build: &BouncerBuild) -> Spec {
         Spec {
             dir: dir.to_path_buf(),
             pg_port,
             pool_port: free_port(),
-            version: "1.18",
+            version: build.version.clone(),
+            bin: build.bin.clone(),
             userlist: "scram",
             default_pool_size: 10,
             admin: false,
@@ -175,7 +178,7 @@ fn render(spec: &Spec) -> String {
 fn start_bouncer(spec: &mut Spec, reinstall: fn(&Spec) -> String) -> PgBouncer {
     let log = spec.dir.join("pgbouncer.stderr");
     for attempt in 1.. {
-        match PgBouncer::start(&spec.etc("pgbouncer.ini"), spec.pool_port, &log) {
+        match PgBouncer::start_with(&spec.bin, &spec.etc("pgbouncer.ini"), spec.pool_port, &log) {
             Ok(bouncer) => return bouncer,
             Err(e) if attempt < 3 && e.contains("Address already in use") => {
                 eprintln!("port {} taken, moving: {e}", spec.pool_port);
@@ -254,6 +257,24 @@ fn uid_of(user: Option<&str>) -> u32 {
         .unwrap_or_else(|e| panic!("id -u: {uid:?}: {e}"))
 }
 
+/// Runs `test` once per PgBouncer build (1.18 and 1.24), each with its own
+/// servers, naming the version in the output.
+fn for_each_pgbouncer(test: fn(&BouncerBuild)) {
+    if !require_servers() {
+        return;
+    }
+    let builds = pgbouncer_builds();
+    assert!(!builds.is_empty(), "no PgBouncer to test");
+    for build in &builds {
+        eprintln!(
+            "===== PgBouncer {} ({})",
+            build.version,
+            build.bin.display()
+        );
+        test(build);
+    }
+}
+
 /// A cluster with role `app` (APP_PASSWORD) owning database `qbo_mirror`.
 fn cluster_with_app() -> PgCluster {
     let pg = PgCluster::start(40);
@@ -264,12 +285,13 @@ fn cluster_with_app() -> PgCluster {
 
 #[test]
 fn scram_default_end_to_end() {
-    if !require_servers() {
-        return;
-    }
+    for_each_pgbouncer(scram_default_end_to_end_on);
+}
+
+fn scram_default_end_to_end_on(build: &BouncerBuild) {
     let pg = cluster_with_app();
     let dir = scratch();
-    let mut spec = Spec::new(dir.path(), pg.port);
+    let mut spec = Spec::new(dir.path(), pg.port, build);
     let files = [
         spec.etc("pgbouncer.ini"),
         spec.etc("userlist.txt"),
@@ -386,13 +408,14 @@ fn show_config(admin_url: &str, key: &str) -> Option<String> {
 
 #[test]
 fn apply_reloads_running_pgbouncer() {
-    if !require_servers() {
-        return;
-    }
+    for_each_pgbouncer(apply_reloads_running_pgbouncer_on);
+}
+
+fn apply_reloads_running_pgbouncer_on(build: &BouncerBuild) {
     let pg = cluster_with_app();
     pg.create_role("pgbadmin", ADMIN_PASSWORD);
     let dir = scratch();
-    let mut spec = Spec::new(dir.path(), pg.port);
+    let mut spec = Spec::new(dir.path(), pg.port, build);
     spec.admin = true;
     let first = apply(&spec);
     assert!(
@@ -532,12 +555,13 @@ fn sampling_backends<T: Send>(pg: &PgCluster, work: impl FnOnce() -> T + Send) -
 
 #[test]
 fn pgbench_serverless_pattern_through_pooler_and_direct() {
-    if !require_servers() {
-        return;
-    }
+    for_each_pgbouncer(pgbench_serverless_pattern_through_pooler_and_direct_on);
+}
+
+fn pgbench_serverless_pattern_through_pooler_and_direct_on(build: &BouncerBuild) {
     let pg = cluster_with_app();
     let dir = scratch();
-    let mut spec = Spec::new(dir.path(), pg.port);
+    let mut spec = Spec::new(dir.path(), pg.port, build);
     apply(&spec);
     let bouncer = start_bouncer(&mut spec, apply);
 
@@ -578,6 +602,41 @@ fn pgbench_serverless_pattern_through_pooler_and_direct() {
         "{max_p} server connections with 200 busy clients, expected 10..={POOL_CAP}"
     );
 
+    // Named prepared statements across transactions (what most drivers do
+    // by default): 1.21+ tracks them (poolwright renders
+    // max_prepared_statements = 200); 1.18 hands a client's next transaction
+    // to a server connection that never saw the statement, or one that has
+    // it already.
+    let args = format!(
+        "-n -M prepared -c 20 -j 2 -T 2 -S -h 127.0.0.1 -p {} -U app qbo_mirror",
+        spec.pool_port
+    );
+    let out = pgbench(
+        &args.split_whitespace().collect::<Vec<_>>(),
+        &[("PGPASSWORD", APP_PASSWORD)],
+    );
+    let all = text(&out);
+    eprintln!(
+        "--- through PgBouncer {}, -M prepared: {} ---\n{}",
+        build.version,
+        out.status,
+        summary(&all)
+    );
+    let ini = fs::read_to_string(spec.etc("pgbouncer.ini")).expect("pgbouncer.ini");
+    if build.version.as_str() >= "1.21" {
+        assert!(ini.contains("max_prepared_statements = 200"), "{ini}");
+        assert_clean_run(&out, &all);
+    } else {
+        assert!(!ini.contains("max_prepared_statements"), "{ini}");
+        assert!(
+            !out.status.success()
+                && (all.contains("already exists") || all.contains("does not exist")),
+            "named prepared statements worked through PgBouncer {} in transaction mode:\n{}",
+            build.version,
+            summary(&all)
+        );
+    }
+
     // PgBouncer's idle server connections hold slots: stop it and wait
     // until the server has let them go.
     drop(bouncer);
@@ -609,12 +668,13 @@ fn pgbench_serverless_pattern_through_pooler_and_direct() {
 
 #[test]
 fn plain_userlist_mode_works() {
-    if !require_servers() {
-        return;
-    }
+    for_each_pgbouncer(plain_userlist_mode_works_on);
+}
+
+fn plain_userlist_mode_works_on(build: &BouncerBuild) {
     let pg = cluster_with_app();
     let dir = scratch();
-    let mut spec = Spec::new(dir.path(), pg.port);
+    let mut spec = Spec::new(dir.path(), pg.port, build);
     spec.userlist = "plain";
 
     let before = rolpassword(&pg, "app");
@@ -697,75 +757,68 @@ fn rendered_unit_passes_systemd_analyze() {
     assert!(said.trim().is_empty(), "systemd-analyze warned:\n{said}");
 }
 
-/// The installed PgBouncer's major.minor (`PgBouncer 1.18.0` -> `1.18`).
-fn installed_pgbouncer_version() -> String {
-    let bin = if Path::new("/usr/sbin/pgbouncer").is_file() {
-        "/usr/sbin/pgbouncer"
-    } else {
-        "pgbouncer"
-    };
-    let out = Command::new(bin).arg("-V").output().expect("pgbouncer -V");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let full = stdout
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("PgBouncer "))
-        .unwrap_or("");
-    full.trim()
-        .splitn(3, '.')
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
 #[test]
-fn pgbouncer_rejects_settings_of_newer_versions() {
+fn each_pgbouncer_gets_only_the_settings_it_knows() {
     if !require_servers() {
         return;
     }
-    let installed = installed_pgbouncer_version();
-    eprintln!("installed PgBouncer: {installed}");
-    // No server needed: PgBouncer reads its config before any login.
-    let dir = scratch();
-    let mut spec = Spec::new(dir.path(), free_port());
-
-    // poolwright refuses the key for a 1.18 target ...
-    spec.extra = "      max_prepared_statements: 100\n";
-    let refused = pw(&spec.write(), &["validate"]);
-    eprintln!(
-        "validate, 1.18 + max_prepared_statements: exit {}\n{}",
-        refused.code, refused.stderr
-    );
-    assert_ne!(
-        refused.code, 0,
-        "a 1.18 target accepted max_prepared_statements"
-    );
-    assert!(refused.stderr.contains("1.21"), "{}", refused.stderr);
-
-    // ... because PgBouncer 1.18 refuses to start on it.
-    if installed == "1.18" {
-        spec.version = "1.21";
-        let ini = render(&spec);
-        assert!(ini.contains("max_prepared_statements = 100"), "{ini}");
-        let log = dir.path().join("newer.log");
-        match PgBouncer::start(&spec.etc("pgbouncer.ini"), spec.pool_port, &log) {
-            Ok(b) => panic!("PgBouncer 1.18 started with a 1.21 setting:\n{}", b.log()),
-            Err(e) => {
-                eprintln!("PgBouncer 1.18 on the 1.21 render: {e}");
-                assert!(e.contains("unknown parameter"), "{e}");
+    for build in pgbouncer_builds() {
+        eprintln!(
+            "===== PgBouncer {} ({})",
+            build.version,
+            build.bin.display()
+        );
+        // No server needed: PgBouncer reads its config before any login.
+        let dir = scratch();
+        let mut spec = Spec::new(dir.path(), free_port(), &build);
+        spec.extra = "      max_prepared_statements: 100\n";
+        if build.version.as_str() < "1.21" {
+            // poolwright refuses the key for this version ...
+            let refused = pw(&spec.write(), &["validate"]);
+            eprintln!(
+                "validate, {} + max_prepared_statements: exit {}\n{}",
+                build.version, refused.code, refused.stderr
+            );
+            assert_eq!(
+                refused.code, 1,
+                "a {} target accepted max_prepared_statements",
+                build.version
+            );
+            assert!(
+                refused.stderr.contains("needs PgBouncer 1.21"),
+                "{}",
+                refused.stderr
+            );
+            // ... because this PgBouncer refuses to start on it.
+            spec.version = "1.21".into();
+            let ini = render(&spec);
+            assert!(ini.contains("max_prepared_statements = 100"), "{ini}");
+            let log = dir.path().join("newer.log");
+            match PgBouncer::start_with(&spec.bin, &spec.etc("pgbouncer.ini"), spec.pool_port, &log)
+            {
+                Ok(b) => panic!(
+                    "PgBouncer {} started with a 1.21 setting:\n{}",
+                    build.version,
+                    b.log()
+                ),
+                Err(e) => {
+                    eprintln!("PgBouncer {} on the 1.21 render: {e}", build.version);
+                    assert!(e.contains("unknown parameter"), "{e}");
+                }
             }
+            spec.version = build.version.clone();
+            spec.extra = "";
+            let ini = render(&spec);
+            assert!(!ini.contains("max_prepared_statements"), "{ini}");
+        } else {
+            let ini = render(&spec);
+            assert!(ini.contains("max_prepared_statements = 100"), "{ini}");
         }
-    } else {
-        eprintln!("PgBouncer {installed} is not 1.18: only checking that the 1.18 render starts");
+        let bouncer = start_bouncer(&mut spec, render);
+        eprintln!(
+            "PgBouncer {} started on its own render (pid {})",
+            build.version,
+            bouncer.pid()
+        );
     }
-
-    spec.version = "1.18";
-    spec.extra = "";
-    let ini = render(&spec);
-    assert!(!ini.contains("max_prepared_statements"), "{ini}");
-    let bouncer = start_bouncer(&mut spec, render);
-    eprintln!(
-        "PgBouncer started on the 1.18 render (pid {})",
-        bouncer.pid()
-    );
 }

@@ -12,3 +12,5 @@ mod examples;
 mod golden;
 /// tests/invalid/<case>/: a bad config and the exact message it gets.
 mod invalid;
+/// The per-version settings table against the real PgBouncer binaries.
+mod version_table;

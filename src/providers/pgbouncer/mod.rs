@@ -361,7 +361,13 @@ pub fn decode(
         return None;
     }
 
-    let settings = effective_settings(facts, version, user_settings, public_host.as_deref(), &auth_file);
+    let settings = effective_settings(
+        facts,
+        version,
+        user_settings,
+        public_host.as_deref(),
+        &auth_file,
+    );
     let listen_addr = settings
         .iter()
         .find(|s| s.name == "listen_addr")
@@ -464,11 +470,15 @@ fn effective_settings(
     // transaction mode, so drivers keep their defaults (no pgbouncer=true,
     // no statement_cache_size=0). 1.21 to 1.23 ship it off (0); 1.24's
     // default is 200: say it explicitly for every version that has it.
-    let pooled_per_transaction = settings
-        .iter()
-        .any(|s| s.name == "pool_mode" && matches!(s.value.as_text(), Some("transaction" | "statement")));
+    let pooled_per_transaction = settings.iter().any(|s| {
+        s.name == "pool_mode" && matches!(s.value.as_text(), Some("transaction" | "statement"))
+    });
     if pooled_per_transaction && version >= PREPARED_STATEMENTS_SINCE {
-        add(&mut settings, "max_prepared_statements", SettingValue::Int(DEFAULT_MAX_PREPARED_STATEMENTS));
+        add(
+            &mut settings,
+            "max_prepared_statements",
+            SettingValue::Int(DEFAULT_MAX_PREPARED_STATEMENTS),
+        );
     }
     settings.sort_by_key(|s| facts.settings.iter().position(|spec| spec.name == s.name));
     settings

@@ -62,6 +62,62 @@ fn pg_bin_dir() -> Option<PathBuf> {
 fn pgbouncer_bin() -> Option<PathBuf> {
     find_bin("/usr/sbin/pgbouncer", "pgbouncer")
 }
+/// A PgBouncer binary the tests run, with the `major.minor` it reports.
+#[derive(Debug, Clone)]
+pub struct BouncerBuild {
+    pub version: String,
+    pub bin: PathBuf,
+}
+
+/// Where scripts/install-test-deps builds the current PgBouncer (1.24 from
+/// Debian trixie's source package), inside the ignored build area.
+pub const NEW_PGBOUNCER: &str = "target/test-pgbouncer/1.24/bin/pgbouncer";
+
+/// `major.minor` of a pgbouncer binary, from `pgbouncer -V`.
+pub fn bouncer_version(bin: &Path) -> Option<String> {
+    let out = Command::new(bin).arg("-V").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let full = text
+        .lines()
+        .next()?
+        .strip_prefix("PgBouncer ")?
+        .trim()
+        .to_string();
+    let mut parts = full.split('.');
+    Some(format!("{}.{}", parts.next()?, parts.next()?))
+}
+
+/// Every PgBouncer the real-server tests run against: the distribution's
+/// (1.18 on Debian bookworm) and the one built from trixie's source (1.24).
+/// A missing build is a SKIP notice, or a panic under
+/// POOLWRIGHT_REQUIRE_SERVERS=1.
+pub fn pgbouncer_builds() -> Vec<BouncerBuild> {
+    let mut builds = Vec::new();
+    let candidates = [
+        pgbouncer_bin(),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(NEW_PGBOUNCER)),
+    ];
+    for bin in candidates.into_iter().flatten() {
+        match bouncer_version(&bin) {
+            Some(version) => {
+                if !builds.iter().any(|b: &BouncerBuild| b.version == version) {
+                    builds.push(BouncerBuild { version, bin });
+                }
+            }
+            None => {
+                let reason = format!("no PgBouncer at {}", bin.display());
+                if std::env::var("POOLWRIGHT_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
+                    panic!(
+                        "POOLWRIGHT_REQUIRE_SERVERS=1 but {reason}; run scripts/install-test-deps"
+                    );
+                }
+                eprintln!("SKIP: {reason}; run scripts/install-test-deps to test it too");
+            }
+        }
+    }
+    builds
+}
+
 fn pgbench_bin() -> Option<PathBuf> {
     find_bin("/usr/bin/pgbench", "pgbench")
 }
@@ -357,6 +413,17 @@ impl PgBouncer {
     /// first (`hand_to_service_user`).
     pub fn start(ini: &Path, port: u16, log_path: &Path) -> Result<PgBouncer, String> {
         let bin = pgbouncer_bin().ok_or("pgbouncer binary not found")?;
+        Self::start_with(&bin, ini, port, log_path)
+    }
+
+    /// Like [`PgBouncer::start`], with a given binary (see [`pgbouncer_builds`]).
+    pub fn start_with(
+        bin: &Path,
+        ini: &Path,
+        port: u16,
+        log_path: &Path,
+    ) -> Result<PgBouncer, String> {
+        let bin = bin.to_path_buf();
         let log =
             File::create(log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
         let log_err = log.try_clone().map_err(|e| format!("dup log fd: {e}"))?;
