@@ -18,6 +18,7 @@ pub mod plan;
 pub mod providers;
 pub mod render;
 pub mod scram;
+pub mod scram_probe;
 pub mod url;
 pub mod userlist;
 

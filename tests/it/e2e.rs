@@ -386,6 +386,34 @@ fn scram_default_end_to_end_on(build: &BouncerBuild) {
         assert!(second.contains(&line), "no `{line}` in:\n{second}");
     }
     assert!(second.contains("nothing to change"), "{second}");
+    // The server was asked which verifier it holds (the salt in its SCRAM
+    // challenge), and holds ours: no login, no ALTER ROLE.
+    assert!(
+        second.contains("already stores the SCRAM verifier of `app`"),
+        "{second}"
+    );
+    assert!(
+        !second.contains("stored the SCRAM verifier of role"),
+        "{second}"
+    );
+
+    // Someone resets the password on the server (same password, new salt):
+    // PgBouncer's verifier no longer matches. The next apply notices from
+    // the salt and stores userlist.txt's verifier again.
+    pg.psql(
+        "postgres",
+        &format!(
+            "ALTER ROLE app PASSWORD '{}'",
+            APP_PASSWORD.replace('\'', "''")
+        ),
+    );
+    assert_ne!(rolpassword(&pg, "app"), verifier, "the reset kept the salt");
+    let third = apply(&spec);
+    assert!(
+        third.contains("stored the SCRAM verifier of role `app`"),
+        "{third}"
+    );
+    assert_eq!(rolpassword(&pg, "app"), verifier);
     assert!(!second.contains("reloaded"), "{second}");
     let after: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
     assert!(before == after, "the second apply changed file bytes");

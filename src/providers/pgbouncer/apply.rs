@@ -19,7 +19,7 @@ use super::{Target, UserlistFormat};
 use crate::error::Error;
 use crate::files::{Written, write_if_changed};
 use crate::render::Templates;
-use crate::scram;
+use crate::{scram, scram_probe};
 
 /// What `apply` did, line by line, for the user to read.
 #[derive(Debug, Default)]
@@ -109,6 +109,27 @@ async fn install_verifiers(
         if !stored {
             continue;
         }
+        let where_ = format!("{}:{}", target.upstream.host, target.upstream.port);
+        if target.userlist == UserlistFormat::Scram {
+            // Ask the server which verifier it holds; when it is ours there
+            // is nothing to do (and no need to log in at all).
+            let probe = scram_probe::probe(
+                &target.upstream.host,
+                target.upstream.port,
+                &user.name,
+                &database,
+                Duration::from_secs(10),
+            );
+            if let Ok(scram_probe::Probe::Scram(server)) = &probe {
+                if scram_probe::same_verifier(secret, server) {
+                    report.lines.push(format!(
+                        "the server at {where_} already stores the SCRAM verifier of `{}`",
+                        user.name
+                    ));
+                    continue;
+                }
+            }
+        }
         let password = user.password.expose()?;
         let mut config = tokio_postgres::Config::new();
         config
@@ -119,7 +140,6 @@ async fn install_verifiers(
             .dbname(&database)
             .application_name("poolwright apply")
             .connect_timeout(Duration::from_secs(10));
-        let where_ = format!("{}:{}", target.upstream.host, target.upstream.port);
         let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(|e| {
             Error::message(format!("cannot log in to {where_}/{database} as `{}`: {}", user.name, pg_error(&e))).with_hint(
                 "apply logs in as each user with the password from poolwright.yaml; it must be the role's current password. \
@@ -139,6 +159,7 @@ async fn install_verifiers(
                 pg_error(&e)
             ))
         })?;
+        report.changed = true;
         report.lines.push(format!(
             "stored the {} of role `{}` on {where_}",
             if target.userlist == UserlistFormat::Md5 {
@@ -236,11 +257,13 @@ pub async fn apply(
         .find(|f| f.secret)
         .expect("render makes a userlist");
     install_verifiers(target, userlist, &mut report).await?;
+    let server_changed = std::mem::take(&mut report.changed);
     write_files(&files, owner, &mut report)?;
     if report.changed {
         reload(target, &mut report);
-    } else {
+    } else if !server_changed {
         report.lines.push("nothing to change".into());
     }
+    report.changed |= server_changed;
     Ok(report)
 }
