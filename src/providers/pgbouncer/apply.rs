@@ -120,14 +120,14 @@ async fn install_verifiers(
                 &database,
                 Duration::from_secs(10),
             );
-            if let Ok(scram_probe::Probe::Scram(server)) = &probe {
-                if scram_probe::same_verifier(secret, server) {
-                    report.lines.push(format!(
-                        "the server at {where_} already stores the SCRAM verifier of `{}`",
-                        user.name
-                    ));
-                    continue;
-                }
+            if let Ok(scram_probe::Probe::Scram(server)) = &probe
+                && scram_probe::same_verifier(secret, server)
+            {
+                report.lines.push(format!(
+                    "the server at {where_} already stores the SCRAM verifier of `{}`",
+                    user.name
+                ));
+                continue;
             }
         }
         let password = user.password.expose()?;
