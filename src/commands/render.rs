@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use super::load;
 use crate::cli::{Cli, RenderArgs};
-use crate::config::Config;
 use crate::context::Context;
 use crate::error::Error;
 use crate::files::{Written, write_if_changed};
+use crate::plan::KNOWN_AFTER_APPLY;
 use crate::providers::ProviderTarget;
 use crate::providers::pgbouncer::render::{RenderedFile, render};
 use crate::render::Templates;
@@ -24,6 +24,14 @@ fn existing_userlist(out_dir: &Path, auth_file: &str) -> Option<String> {
         .ok()
 }
 
+/// One target's rendered files and where they go: `dir` on disk, `shown`
+/// as the user named it.
+struct Output {
+    dir: PathBuf,
+    shown: PathBuf,
+    files: Vec<RenderedFile>,
+}
+
 pub fn run(cli: &Cli, ctx: &mut Context, args: &RenderArgs) -> Result<(), Error> {
     let config = load(cli, ctx)?;
     let templates = Templates::load(args.templates.as_deref())?;
@@ -34,13 +42,13 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &RenderArgs) -> Result<(), Error>
         args.out.clone()
     };
     let several = targets.len() > 1;
-    let mut rendered: Vec<(PathBuf, Vec<RenderedFile>)> = Vec::new();
+    let mut outputs = Vec::new();
     let mut missing = Vec::new();
     for target in &targets {
-        let dir = if several {
-            out.join(&target.name)
+        let (dir, shown) = if several {
+            (out.join(&target.name), args.out.join(&target.name))
         } else {
-            out.clone()
+            (out.clone(), args.out.clone())
         };
         let ProviderTarget::PgBouncer(t) = &target.provider;
         let existing = existing_userlist(&dir, &t.auth_file);
@@ -51,7 +59,7 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &RenderArgs) -> Result<(), Error>
             existing.as_deref(),
             &mut *ctx.salt,
         ) {
-            Ok(files) => rendered.push((dir, files)),
+            Ok(files) => outputs.push(Output { dir, shown, files }),
             Err(Error::Config(d)) => missing.extend(d.items),
             Err(e) => return Err(e),
         }
@@ -59,45 +67,31 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &RenderArgs) -> Result<(), Error>
     if !missing.is_empty() {
         return Err(config.error(missing));
     }
-    write_all(&config, &args.out, &rendered)?;
+    for output in &outputs {
+        write_output(output)?;
+    }
     for target in &targets {
-        if let Some(url) = target.provider.pooled_url() {
-            println!("{}: {}", target.name, url.masked());
-        } else {
-            println!("{}: {}", target.name, crate::plan::KNOWN_AFTER_APPLY);
-        }
+        let url = target
+            .provider
+            .pooled_url()
+            .map_or_else(|| KNOWN_AFTER_APPLY.to_string(), |u| u.masked());
+        println!("{}: {url}", target.name);
     }
     Ok(())
 }
 
-fn write_all(
-    config: &Config,
-    shown_out: &Path,
-    rendered: &[(PathBuf, Vec<RenderedFile>)],
-) -> Result<(), Error> {
-    let _ = config;
-    for (dir, files) in rendered {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
-        for file in files {
-            let path = dir.join(file.name);
-            let written = write_if_changed(&path, &file.bytes, file.mode, None, file.secret)
-                .map_err(|e| Error::io(&path, &e))?;
-            let verb = match written {
-                Written::Created => "wrote",
-                Written::Changed => "updated",
-                Written::Unchanged => "unchanged",
-            };
-            let shown = shown_out.join(
-                path.strip_prefix(dir.parent().unwrap_or(dir))
-                    .unwrap_or(&path),
-            );
-            let shown = if rendered.len() == 1 {
-                shown_out.join(file.name)
-            } else {
-                shown
-            };
-            eprintln!("{verb} {}", shown.display());
-        }
+fn write_output(output: &Output) -> Result<(), Error> {
+    std::fs::create_dir_all(&output.dir).map_err(|e| Error::io(&output.dir, &e))?;
+    for file in &output.files {
+        let path = output.dir.join(file.name);
+        let written = write_if_changed(&path, &file.bytes, file.mode, None, file.secret)
+            .map_err(|e| Error::io(&path, &e))?;
+        let verb = match written {
+            Written::Created => "wrote",
+            Written::Changed => "updated",
+            Written::Unchanged => "unchanged",
+        };
+        eprintln!("{verb} {}", output.shown.join(file.name).display());
     }
     Ok(())
 }
