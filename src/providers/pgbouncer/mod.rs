@@ -16,6 +16,7 @@ use std::path::Path;
 use self::setting::{Setting, SettingValue, decode_section};
 use self::version::Version;
 use crate::config::reader::{MapView, Reader, Secret};
+use crate::config::yaml::{Key, Node};
 use crate::diagnostic::{Span, did_you_mean};
 use crate::providers::manifest::{Manifest, PgBouncerFacts};
 use crate::url::PgUrl;
@@ -535,16 +536,18 @@ fn decode_upstream(reader: &mut Reader<'_>, map: &mut MapView<'_>) -> Option<Ups
     })
 }
 
-fn decode_databases(
+/// The entries of `databases:` or `users:` (required, not empty) whose
+/// names PgBouncer can carry, each with its field path.
+fn named_entries<'n>(
     reader: &mut Reader<'_>,
-    map: &mut MapView<'_>,
-    facts: &PgBouncerFacts,
+    map: &mut MapView<'n>,
+    key: &'static str,
+    what: &str,
     version: Version,
-    upstream_host: &str,
-    upstream_port: u16,
-) -> Vec<Database> {
-    let field = map.field("databases");
-    let Some(node) = map.require("databases", reader) else {
+    facts: &PgBouncerFacts,
+) -> Vec<(&'n Key, &'n Node, String)> {
+    let field = map.field(key);
+    let Some(node) = map.require(key, reader) else {
         return Vec::new();
     };
     let Some(section) = reader.map(node, &field) else {
@@ -554,16 +557,34 @@ fn decode_databases(
         reader.error(
             node.span,
             &field,
-            "no databases: list at least one under `databases:`",
+            format!("no {key}: list at least one under `{key}:`"),
         );
     }
     let mut out = Vec::new();
-    for (key, value) in section.entries() {
-        let entry_field = format!("{field}.{}", key.name);
-        if let Err(e) = names::check(&key.name, "database", version, facts.quoted_keys_since) {
-            reader.error(key.span, &entry_field, e);
-            continue;
+    for (name, value) in section.entries() {
+        let entry_field = format!("{field}.{}", name.name);
+        match names::check(&name.name, what, version, facts.quoted_keys_since) {
+            Ok(()) => out.push((name, value, entry_field)),
+            Err(e) => {
+                reader.error(name.span, &entry_field, e);
+            }
         }
+    }
+    out
+}
+
+fn decode_databases(
+    reader: &mut Reader<'_>,
+    map: &mut MapView<'_>,
+    facts: &PgBouncerFacts,
+    version: Version,
+    upstream_host: &str,
+    upstream_port: u16,
+) -> Vec<Database> {
+    let mut out = Vec::new();
+    for (key, value, entry_field) in
+        named_entries(reader, map, "databases", "database", version, facts)
+    {
         let Some(entry) = reader.map(value, &entry_field) else {
             continue;
         };
@@ -606,27 +627,8 @@ fn decode_users(
     facts: &PgBouncerFacts,
     version: Version,
 ) -> Vec<User> {
-    let field = map.field("users");
-    let Some(node) = map.require("users", reader) else {
-        return Vec::new();
-    };
-    let Some(section) = reader.map(node, &field) else {
-        return Vec::new();
-    };
-    if section.entries().is_empty() {
-        reader.error(
-            node.span,
-            &field,
-            "no users: list at least one under `users:`, with its password",
-        );
-    }
     let mut out = Vec::new();
-    for (key, value) in section.entries() {
-        let entry_field = format!("{field}.{}", key.name);
-        if let Err(e) = names::check(&key.name, "user", version, facts.quoted_keys_since) {
-            reader.error(key.span, &entry_field, e);
-            continue;
-        }
+    for (key, value, entry_field) in named_entries(reader, map, "users", "user", version, facts) {
         let Some(mut entry) = reader.map(value, &entry_field) else {
             continue;
         };
