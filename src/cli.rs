@@ -93,6 +93,11 @@ pub struct UrlArgs {
     /// The target whose URL to print
     pub target: String,
 
+    /// Print the URL as this driver wants it: its URL flags in the URL, its other
+    /// settings as a snippet on stderr (or under "settings" with --format json)
+    #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
+    pub driver: Option<String>,
+
     /// Print the direct URL of the upstream server (for migrations) instead of the pooled one
     #[arg(long)]
     pub direct: bool,
@@ -100,6 +105,14 @@ pub struct UrlArgs {
     /// Print the real password instead of ****
     #[arg(long)]
     pub show_password: bool,
+}
+
+fn driver_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        crate::drivers::DRIVERS
+            .iter()
+            .map(|d| clap::builder::PossibleValue::new(d.name).help(d.summary)),
+    )
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod context;
 pub mod diagnostic;
+pub mod drivers;
 pub mod error;
 pub mod files;
 pub mod plan;

@@ -14,21 +14,33 @@ use tera::{Context, Tera, Value};
 
 use crate::error::Error;
 
+/// Embeds templates by their path under templates/.
+macro_rules! embed {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../templates/", $name)))),*]
+    };
+}
+
 /// The built-in templates: (name, contents).
-const BUILTIN: &[(&str, &str)] = &[
-    (
-        "pgbouncer/pgbouncer.ini.tera",
-        include_str!("../templates/pgbouncer/pgbouncer.ini.tera"),
-    ),
-    (
-        "pgbouncer/userlist.txt.tera",
-        include_str!("../templates/pgbouncer/userlist.txt.tera"),
-    ),
-    (
-        "pgbouncer/pgbouncer.service.tera",
-        include_str!("../templates/pgbouncer/pgbouncer.service.tera"),
-    ),
-];
+const BUILTIN: &[(&str, &str)] = embed!(
+    "pgbouncer/pgbouncer.ini.tera",
+    "pgbouncer/userlist.txt.tera",
+    "pgbouncer/pgbouncer.service.tera",
+    "drivers/libpq.tera",
+    "drivers/psycopg2.tera",
+    "drivers/psycopg.tera",
+    "drivers/sqlalchemy.tera",
+    "drivers/sqlalchemy-psycopg.tera",
+    "drivers/asyncpg.tera",
+    "drivers/sqlalchemy-asyncpg.tera",
+    "drivers/prisma.tera",
+    "drivers/node-postgres.tera",
+    "drivers/postgres-js.tera",
+    "drivers/jdbc.tera",
+    "drivers/pgx.tera",
+    "drivers/rails.tera",
+    "drivers/django.tera",
+);
 
 pub struct Templates {
     tera: Tera,

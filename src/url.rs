@@ -25,6 +25,8 @@ pub const MASK: &str = "****";
 #[derive(Debug, Clone, PartialEq)]
 pub struct PgUrl {
     pub scheme: String,
+    /// JDBC puts user and password among the parameters.
+    pub jdbc: bool,
     pub user: Option<String>,
     pub password: Option<Secret>,
     pub host: String,
@@ -41,6 +43,7 @@ impl PgUrl {
     pub fn new(host: &str, port: u16, database: &str) -> PgUrl {
         PgUrl {
             scheme: "postgresql".into(),
+            jdbc: false,
             user: None,
             password: None,
             host: host.into(),
@@ -74,7 +77,15 @@ impl PgUrl {
 
     fn format(&self, password: Option<&str>) -> String {
         let mut out = format!("{}://", self.scheme);
-        if let Some(user) = &self.user {
+        let mut params: Vec<(String, String)> = Vec::new();
+        if self.jdbc {
+            if let Some(user) = &self.user {
+                params.push(("user".into(), encode(user)));
+                if let Some(pw) = password {
+                    params.push(("password".into(), pw.to_string()));
+                }
+            }
+        } else if let Some(user) = &self.user {
             out.push_str(&encode(user));
             if let Some(pw) = password {
                 out.push(':');
@@ -84,11 +95,12 @@ impl PgUrl {
         }
         out.push_str(&self.host_part());
         out.push_str(&format!(":{}/{}", self.port, encode(&self.database)));
-        for (i, (k, v)) in self.params.iter().enumerate() {
+        params.extend(self.params.iter().map(|(k, v)| (encode(k), encode(v))));
+        for (i, (k, v)) in params.iter().enumerate() {
             out.push(if i == 0 { '?' } else { '&' });
-            out.push_str(&encode(k));
+            out.push_str(k);
             out.push('=');
-            out.push_str(&encode(v));
+            out.push_str(v);
         }
         out
     }
@@ -155,6 +167,23 @@ mod tests {
         assert_eq!(
             url.reveal().unwrap(),
             "postgresql://us%C3%A9r@db.internal:5432/my-db.v1_x~?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn jdbc_puts_the_credentials_among_the_parameters() {
+        let mut url = PgUrl::new("h", 6432, "d")
+            .with_user("app", Some(Secret::known("p&w")))
+            .with_param("sslmode", "require");
+        url.scheme = "jdbc:postgresql".into();
+        url.jdbc = true;
+        assert_eq!(
+            url.reveal().unwrap(),
+            "jdbc:postgresql://h:6432/d?user=app&password=p%26w&sslmode=require"
+        );
+        assert_eq!(
+            url.masked(),
+            "jdbc:postgresql://h:6432/d?user=app&password=****&sslmode=require"
         );
     }
 

@@ -12,6 +12,7 @@ pub mod pgbouncer;
 use crate::config::reader::Reader;
 use crate::config::yaml::Node;
 use crate::diagnostic::did_you_mean;
+use crate::drivers::PoolerTraits;
 use crate::url::PgUrl;
 
 use self::manifest::{Manifest, Module};
@@ -41,6 +42,13 @@ impl ProviderTarget {
     pub fn pooled_url(&self) -> Option<PgUrl> {
         match self {
             ProviderTarget::PgBouncer(t) => Some(t.pooled_url()),
+        }
+    }
+
+    /// What drivers need to know about the pooler.
+    pub fn pooler_traits(&self) -> PoolerTraits {
+        match self {
+            ProviderTarget::PgBouncer(t) => t.pooler_traits(),
         }
     }
 

@@ -4,6 +4,8 @@ mod support;
 
 /// Command-line behaviour: help, exit codes, masking, formats, discovery.
 mod cli;
+/// Real drivers (psql, SQLAlchemy, psycopg, asyncpg, node-postgres) through PgBouncer.
+mod drivers;
 /// Real PostgreSQL and PgBouncer, started by the tests.
 mod e2e;
 /// Every example config validates, plans and renders.

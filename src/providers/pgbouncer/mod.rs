@@ -18,6 +18,7 @@ use self::version::Version;
 use crate::config::reader::{MapView, Reader, Secret};
 use crate::config::yaml::{Key, Node};
 use crate::diagnostic::{Span, did_you_mean};
+use crate::drivers::PoolerTraits;
 use crate::providers::manifest::{Manifest, PgBouncerFacts};
 use crate::url::PgUrl;
 
@@ -153,6 +154,40 @@ impl Target {
 
     fn tls_required(mode: Option<&str>) -> bool {
         matches!(mode, Some("require" | "verify-ca" | "verify-full"))
+    }
+
+    /// The pool mode the URL's user and database get: a `[users]` setting
+    /// wins over a `[databases]` one, which wins over `[pgbouncer]`.
+    pub fn url_pool_mode(&self) -> &str {
+        let of = |settings: &[Setting]| {
+            settings
+                .iter()
+                .find(|s| s.name == "pool_mode")
+                .and_then(|s| s.value.as_text())
+                .map(str::to_string)
+        };
+        let user = self.user(&self.url_user).and_then(|u| of(&u.settings));
+        let database = self
+            .database(&self.url_database)
+            .and_then(|d| of(&d.settings));
+        match user.or(database) {
+            Some(mode) if mode == "session" => "session",
+            Some(mode) if mode == "statement" => "statement",
+            Some(_) => "transaction",
+            None => self.text_setting("pool_mode").unwrap_or("session"),
+        }
+    }
+
+    /// What drivers need to know about this PgBouncer.
+    pub fn pooler_traits(&self) -> PoolerTraits {
+        let mode = self.url_pool_mode();
+        let tracks = self.version >= PREPARED_STATEMENTS_SINCE
+            && self.int_setting("max_prepared_statements").unwrap_or(0) > 0;
+        PoolerTraits {
+            name: format!("PgBouncer {} in {mode} mode", self.version),
+            transaction_pooling: mode != "session",
+            prepared_statements: mode == "session" || tracks,
+        }
     }
 
     /// The pooled URL apps use: through PgBouncer.

@@ -1,0 +1,1 @@
+//! Real drivers through a real PgBouncer (being written).
