@@ -51,6 +51,10 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Print a target's DATABASE_URL (password masked unless --show-password)
     Url(UrlArgs),
+    /// Merge DATABASE_URL (and DIRECT_URL where the driver wants one) into a .env file
+    Env(EnvArgs),
+    /// Print (or push) the URL as a secret for Modal, Kubernetes, GitHub, Docker or AWS
+    Secrets(SecretsArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -105,6 +109,88 @@ pub struct UrlArgs {
     /// Print the real password instead of ****
     #[arg(long)]
     pub show_password: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The target whose URL to write
+    pub target: String,
+
+    /// The .env file [default: .env beside the config file]
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Write the URL as this driver wants it (see `poolwright url --help`)
+    #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
+    pub driver: Option<String>,
+
+    /// The variable for the pooled URL
+    #[arg(long, value_name = "NAME", default_value = "DATABASE_URL")]
+    pub key: String,
+
+    /// Also write the direct URL (for migrations) under this name [default: DIRECT_URL when the driver wants one]
+    #[arg(long, value_name = "NAME")]
+    pub direct_key: Option<String>,
+
+    /// Change nothing; exit 1 when the file is out of date (for CI)
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    /// The target whose URL to emit
+    pub target: String,
+
+    /// Where the secret goes
+    #[arg(long, value_enum)]
+    pub to: SecretStore,
+
+    /// The secret's name (Modal, Kubernetes, AWS) [default: TARGET-database]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Write the URL as this driver wants it (see `poolwright url --help`)
+    #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
+    pub driver: Option<String>,
+
+    /// The variable for the pooled URL
+    #[arg(long, value_name = "NAME", default_value = "DATABASE_URL")]
+    pub key: String,
+
+    /// Also emit the direct URL under this name [default: DIRECT_URL when the driver wants one]
+    #[arg(long, value_name = "NAME")]
+    pub direct_key: Option<String>,
+
+    /// Kubernetes namespace of the Secret
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// GitHub environment the secrets belong to (gh secret set --env)
+    #[arg(long, value_name = "ENVIRONMENT")]
+    pub github_env: Option<String>,
+
+    /// Print the real password instead of ****
+    #[arg(long)]
+    pub show_password: bool,
+
+    /// Run the command instead of printing it (modal, github: the CLI must be installed)
+    #[arg(long)]
+    pub apply: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SecretStore {
+    /// `modal secret create` command
+    Modal,
+    /// a Kubernetes Secret manifest (stringData)
+    Kubernetes,
+    /// `gh secret set` commands (value on stdin)
+    Github,
+    /// a Docker env-file (`docker run --env-file`)
+    Docker,
+    /// an AWS Secrets Manager secret string (JSON)
+    Aws,
 }
 
 fn driver_names() -> clap::builder::PossibleValuesParser {

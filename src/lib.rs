@@ -13,6 +13,7 @@ pub mod config;
 pub mod context;
 pub mod diagnostic;
 pub mod drivers;
+pub mod envfile;
 pub mod error;
 pub mod files;
 pub mod plan;

@@ -120,6 +120,30 @@ impl PgUrl {
     }
 }
 
+/// `text` (a URL someone wrote, say) with any password in it masked:
+/// the `:password@` of user info and `password=` parameters.
+pub fn mask_in_text(text: &str) -> String {
+    let mut out = text.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = &out[scheme_end + 3..];
+        let end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            let (start, stop) = (scheme_end + 3 + colon + 1, scheme_end + 3 + at);
+            out.replace_range(start..stop, MASK);
+        }
+    }
+    let mut search = 0;
+    while let Some(i) = out[search..].find("password=") {
+        let start = search + i + "password=".len();
+        let stop = out[start..].find('&').map_or(out.len(), |j| start + j);
+        out.replace_range(start..stop, MASK);
+        search = start + MASK.len();
+    }
+    out
+}
+
 /// Host names are mostly safe; escape the few characters that would end
 /// the host part early.
 fn encode_host(host: &str) -> String {
@@ -185,6 +209,20 @@ mod tests {
             url.masked(),
             "jdbc:postgresql://h:6432/d?user=app&password=****&sslmode=require"
         );
+    }
+
+    #[test]
+    fn masks_passwords_in_urls_written_by_hand() {
+        assert_eq!(
+            mask_in_text("postgresql://u:s3cr@t@h:5/d"),
+            "postgresql://u:****@h:5/d"
+        );
+        assert_eq!(mask_in_text("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(
+            mask_in_text("jdbc:postgresql://h/d?user=u&password=x&ssl=1"),
+            "jdbc:postgresql://h/d?user=u&password=****&ssl=1"
+        );
+        assert_eq!(mask_in_text("host=h password=x"), "host=h password=****");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! the library. Results go to stdout, messages to stderr.
 
 mod apply;
+mod env;
 mod plan;
 mod render;
+mod secrets;
 mod url;
 mod validate;
 
@@ -22,6 +24,8 @@ pub fn run(cli: &Cli, ctx: &mut Context) -> Result<(), Error> {
         Command::Render(args) => render::run(cli, ctx, args),
         Command::Apply(args) => apply::run(cli, ctx, args),
         Command::Url(args) => url::run(cli, ctx, args),
+        Command::Env(args) => env::run(cli, ctx, args),
+        Command::Secrets(args) => secrets::run(cli, ctx, args),
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,

@@ -67,7 +67,27 @@ pub fn driver_view(
     })
 }
 
-fn show(url: &PgUrl, reveal: bool, config: &Config) -> Result<String, Error> {
+/// The variables an app's environment gets for `target`: the pooled URL
+/// under `key`, and the direct one under `direct_key` (given, or the
+/// driver's own, such as Prisma's DIRECT_URL).
+pub fn variables(
+    target: &Target,
+    driver_name: Option<&str>,
+    key: &str,
+    direct_key: Option<&str>,
+    templates: &Templates,
+) -> Result<Vec<(String, PgUrl)>, Error> {
+    let driver =
+        drivers::find(driver_name.unwrap_or("libpq")).expect("clap checks the driver name");
+    let view = driver_view(target, driver, templates)?;
+    let mut out = vec![(key.to_string(), view.url)];
+    if let Some(direct_key) = direct_key.or(view.direct_url_key) {
+        out.push((direct_key.to_string(), view.direct_url));
+    }
+    Ok(out)
+}
+
+pub fn show(url: &PgUrl, reveal: bool, config: &Config) -> Result<String, Error> {
     if reveal {
         url.reveal().map_err(|d| config.error(vec![*d]))
     } else {

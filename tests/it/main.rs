@@ -14,5 +14,7 @@ mod examples;
 mod golden;
 /// tests/invalid/<case>/: a bad config and the exact message it gets.
 mod invalid;
+/// .env merges and secrets for Modal, Kubernetes, GitHub, Docker and AWS.
+mod outputs;
 /// The per-version settings table against the real PgBouncer binaries.
 mod version_table;

@@ -1,0 +1,352 @@
+//! What apps get: `.env` merges and secrets for deployment platforms.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{Run, poolwright, root};
+
+const CONFIG: &str = "version: 1
+targets:
+  prod:
+    provider: pgbouncer
+    upstream: { host: db.internal }
+    public_host: pgbouncer.internal
+    databases: { qbo_mirror: {} }
+    users: { app: { password: \"${APP_PASSWORD}\" } }
+";
+/// Quotes, a space, `$`, `#` and `'`: everything a shell or a .env reader trips on.
+const PASSWORD: &str = "p@ss 'w\"$HOME#x";
+
+fn project(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("poolwright.yaml"), config).expect("write config");
+    dir
+}
+
+fn pw(dir: &Path, args: &[&str]) -> Run {
+    poolwright(dir, args, &[("APP_PASSWORD", PASSWORD)])
+}
+
+fn real_url(dir: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["url", "prod", "--show-password"];
+    args.extend_from_slice(extra);
+    let run = pw(dir, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.stdout.trim().to_string()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+#[test]
+fn env_merges_in_place_and_keeps_every_other_byte() {
+    let dir = project(CONFIG);
+    let env = dir.path().join(".env");
+    let before = "# my app\r\nexport DATABASE_URL='postgresql://me:old@x/y'  # by hand\r\nSECRET_KEY=\"abc def\"\r\n\r\nLAST=1";
+    fs::write(&env, before).expect("write .env");
+    fs::set_permissions(&env, fs::Permissions::from_mode(0o640)).expect("chmod");
+
+    let run = pw(dir.path(), &["env", "prod", "--driver", "prisma"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(".env: replaced DATABASE_URL (was postgresql://me:****@x/y)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(".env: added DIRECT_URL"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("old@") && !run.stderr.contains("p%40ss"),
+        "a password leaked: {}",
+        run.stderr
+    );
+    let pooled = real_url(dir.path(), &["--driver", "prisma"]);
+    let direct = real_url(dir.path(), &["--direct"]);
+    let after = fs::read_to_string(&env).expect("read .env");
+    assert_eq!(
+        after,
+        format!(
+            "# my app\r\nexport DATABASE_URL='{pooled}'  # by hand\r\nSECRET_KEY=\"abc def\"\r\n\r\nLAST=1\r\n# poolwright: target prod\r\nDIRECT_URL={direct}\r\n"
+        )
+    );
+    assert_eq!(mode(&env), 0o640, "the file's mode changed");
+
+    // A second run and --check: nothing to do.
+    let again = pw(dir.path(), &["env", "prod", "--driver", "prisma"]);
+    assert_eq!(again.code, 0);
+    assert_eq!(fs::read_to_string(&env).expect("read"), after);
+    assert_eq!(
+        pw(
+            dir.path(),
+            &["env", "prod", "--driver", "prisma", "--check"]
+        )
+        .code,
+        0
+    );
+    // Another driver needs no DIRECT_URL: --check says stale, the run removes poolwright's line only.
+    let check = pw(dir.path(), &["env", "prod", "--check"]);
+    assert_eq!(check.code, 1, "{}", check.stderr);
+    assert!(
+        check
+            .stderr
+            .contains("error: .env is out of date for target `prod`"),
+        "{}",
+        check.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(&env).expect("read"),
+        after,
+        "--check wrote"
+    );
+    let plain = pw(dir.path(), &["env", "prod"]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    let text = fs::read_to_string(&env).expect("read");
+    assert!(
+        !text.contains("DIRECT_URL") && text.contains("SECRET_KEY=\"abc def\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn env_creates_a_private_file_and_cleans_up_gone_targets() {
+    let two = format!(
+        "{CONFIG}  staging:\n    provider: pgbouncer\n    upstream: {{ host: db2 }}\n    databases: {{ d: {{}} }}\n    users: {{ u: {{ password: x }} }}\n"
+    );
+    let dir = project(&two);
+    let env = dir.path().join(".env");
+    let run = pw(
+        dir.path(),
+        &["env", "staging", "--key", "STAGING_DATABASE_URL"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(mode(&env), 0o600);
+    fs::write(dir.path().join("poolwright.yaml"), CONFIG).expect("drop staging");
+    let run = pw(dir.path(), &["env", "prod"]);
+    assert!(
+        run.stderr
+            .contains("removed STAGING_DATABASE_URL (target `staging` is gone)"),
+        "{}",
+        run.stderr
+    );
+    let text = fs::read_to_string(&env).expect("read");
+    assert!(
+        !text.contains("STAGING") && !text.contains("target staging"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# poolwright: target prod\nDATABASE_URL=postgresql://app:"),
+        "{text}"
+    );
+}
+
+/// A directory with fake `modal` and `gh` that record their arguments and stdin.
+fn fake_tools(dir: &Path) -> String {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).expect("mkdir bin");
+    for tool in ["modal", "gh"] {
+        let script = format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] && exit 0\nprintf '%s\\n' \"$@\" > {d}/{tool}.args\ncat > {d}/{tool}.stdin\nfor a in \"$@\"; do [ -f \"$a\" ] && cp \"$a\" {d}/{tool}.file; done\nexit 0\n",
+            d = dir.display()
+        );
+        let path = bin.join(tool);
+        fs::write(&path, script).expect("write fake tool");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn printed_secret_commands_survive_the_shell() {
+    let dir = project(CONFIG);
+    let path = fake_tools(dir.path());
+    let url = real_url(dir.path(), &[]);
+    for (store, tool) in [("modal", "modal"), ("github", "gh")] {
+        let run = pw(
+            dir.path(),
+            &[
+                "secrets",
+                "prod",
+                "--to",
+                store,
+                "--show-password",
+                "--github-env",
+                "production",
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let masked = pw(dir.path(), &["secrets", "prod", "--to", store]);
+        assert!(
+            masked.stdout.contains("****") && !masked.stdout.contains("p%40ss"),
+            "{}",
+            masked.stdout
+        );
+        // Run what poolwright printed, as a user would paste it.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&run.stdout)
+            .env("PATH", &path)
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{store}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let args = fs::read_to_string(dir.path().join(format!("{tool}.args"))).expect("args");
+        let stdin = fs::read_to_string(dir.path().join(format!("{tool}.stdin"))).expect("stdin");
+        match store {
+            "modal" => assert_eq!(
+                args,
+                format!("secret\ncreate\nprod-database\nDATABASE_URL={url}\n--force\n")
+            ),
+            _ => {
+                assert_eq!(args, "secret\nset\nDATABASE_URL\n--env\nproduction\n");
+                assert_eq!(stdin, url, "gh got the value on stdin");
+            }
+        }
+    }
+}
+
+#[test]
+fn apply_hands_secrets_over_by_file_or_stdin_not_argv() {
+    let dir = project(CONFIG);
+    let path = fake_tools(dir.path());
+    let url = real_url(dir.path(), &[]);
+    let env = [("APP_PASSWORD", PASSWORD), ("PATH", path.as_str())];
+    let run = poolwright(
+        dir.path(),
+        &["secrets", "prod", "--to", "modal", "--apply"],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let args = fs::read_to_string(dir.path().join("modal.args")).expect("args");
+    assert!(
+        !args.contains("p%40ss"),
+        "the password is in modal's argv: {args}"
+    );
+    let dotenv = fs::read_to_string(dir.path().join("modal.file")).expect("the --from-dotenv file");
+    assert_eq!(crate_values(&dotenv, "DATABASE_URL"), vec![url.clone()]);
+    let run = poolwright(
+        dir.path(),
+        &["secrets", "prod", "--to", "github", "--apply"],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("gh.stdin")).expect("stdin"),
+        url
+    );
+}
+
+fn crate_values(text: &str, key: &str) -> Vec<String> {
+    poolwright::envfile::values_of(text, key)
+}
+
+#[test]
+fn docker_env_file_and_aws_json_carry_the_raw_url() {
+    let dir = project(CONFIG);
+    let url = real_url(dir.path(), &[]);
+    let docker = pw(
+        dir.path(),
+        &["secrets", "prod", "--to", "docker", "--show-password"],
+    );
+    assert_eq!(docker.stdout, format!("DATABASE_URL={url}\n"));
+    let aws = pw(
+        dir.path(),
+        &[
+            "secrets",
+            "prod",
+            "--to",
+            "aws",
+            "--show-password",
+            "--driver",
+            "prisma",
+        ],
+    );
+    let value: serde_json::Value = serde_json::from_str(&aws.stdout).expect("json");
+    assert_eq!(
+        value["DATABASE_URL"],
+        real_url(dir.path(), &["--driver", "prisma"])
+    );
+    assert_eq!(value["DIRECT_URL"], real_url(dir.path(), &["--direct"]));
+}
+
+#[test]
+fn kubernetes_secret_passes_schema_validation() {
+    let dir = project(CONFIG);
+    let run = pw(
+        dir.path(),
+        &[
+            "secrets",
+            "prod",
+            "--to",
+            "kubernetes",
+            "--namespace",
+            "apps",
+            "--show-password",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let url = real_url(dir.path(), &[]);
+    assert!(
+        run.stdout.contains(&format!("  DATABASE_URL: \"{url}\"\n")),
+        "{}",
+        run.stdout
+    );
+    let manifest = dir.path().join("secret.yaml");
+    fs::write(&manifest, &run.stdout).expect("write manifest");
+    let validator = root().join("target/test-venv/bin/kubernetes-validate");
+    if !validator.is_file() {
+        if std::env::var("POOLWRIGHT_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
+            panic!(
+                "POOLWRIGHT_REQUIRE_SERVERS=1 but {} is missing",
+                validator.display()
+            );
+        }
+        eprintln!("SKIP: kubernetes-validate not installed; run scripts/install-test-deps");
+        return;
+    }
+    let out = Command::new(&validator)
+        .arg("--strict")
+        .arg(&manifest)
+        .output()
+        .expect("run kubernetes-validate");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("kubernetes-validate: {said}");
+    assert!(out.status.success(), "{said}\n{}", run.stdout);
+    assert!(
+        said.contains("passed for resource secret/prod-database"),
+        "{said}"
+    );
+    // The validator does catch a broken Secret (so the pass above means something).
+    fs::write(
+        &manifest,
+        run.stdout
+            .replace("stringData:\n", "stringData:\n  - not a map\n"),
+    )
+    .expect("write");
+    let bad = Command::new(&validator)
+        .arg("--strict")
+        .arg(&manifest)
+        .output()
+        .expect("run kubernetes-validate");
+    assert!(
+        !bad.status.success(),
+        "kubernetes-validate accepted a broken Secret"
+    );
+}
