@@ -195,8 +195,21 @@ pub struct Merged {
 
 /// Merges `set` (key, value) for `target` into `text`. A poolwright-owned
 /// line whose target is not in `targets`, or which belongs to `target` but
-/// whose key is not in `set`, is removed with its marker.
-pub fn merge(text: &str, target: &str, set: &[(&str, &str)], targets: &[&str]) -> Merged {
+/// whose key is not in `set`, is removed with its marker. `note` goes on the
+/// markers of `target` after its name (e.g. `(driver prisma)`), so later
+/// runs can tell how a value was made.
+pub fn merge(
+    text: &str,
+    target: &str,
+    note: &str,
+    set: &[(&str, &str)],
+    targets: &[&str],
+) -> Merged {
+    let marker = if note.is_empty() {
+        format!("{MARKER}{target}")
+    } else {
+        format!("{MARKER}{target} {note}")
+    };
     let all = lines(text);
     let ending = all
         .iter()
@@ -209,8 +222,8 @@ pub fn merge(text: &str, target: &str, set: &[(&str, &str)], targets: &[&str]) -
     while i < all.len() {
         let line = &all[i];
         // A marker and the assignment under it: ours to remove if stale.
-        if let Some(owner) = line.text.strip_prefix(MARKER) {
-            let owner = owner.trim();
+        if let Some(rest) = line.text.strip_prefix(MARKER) {
+            let owner = rest.split_whitespace().next().unwrap_or("");
             if let Some(next) = all.get(i + 1)
                 && let Some(a) = parse_assignment(next.text)
             {
@@ -222,6 +235,12 @@ pub fn merge(text: &str, target: &str, set: &[(&str, &str)], targets: &[&str]) -
                         target: owner.to_string(),
                     });
                     i += 2;
+                    continue;
+                }
+                // Our own marker: keep its note current.
+                if owner == target && line.text != marker {
+                    out.push(format!("{marker}{}", line.ending));
+                    i += 1;
                     continue;
                 }
             }
@@ -262,7 +281,7 @@ pub fn merge(text: &str, target: &str, set: &[(&str, &str)], targets: &[&str]) -
             last.push_str(ending);
         }
         for (key, value) in missing {
-            out.push(format!("{MARKER}{target}{ending}"));
+            out.push(format!("{marker}{ending}"));
             out.push(format!("{key}={}{ending}", write_value(value, None)));
             changes.push(Change::Added {
                 key: (*key).to_string(),
@@ -281,6 +300,33 @@ pub fn merge(text: &str, target: &str, set: &[(&str, &str)], targets: &[&str]) -
         text: out.concat(),
         changes,
     }
+}
+
+/// A line poolwright owns: its target, the note on its marker, key, value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    pub target: String,
+    pub note: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// Every poolwright-owned assignment in `text`.
+pub fn owned(text: &str) -> Vec<Owned> {
+    let all = lines(text);
+    all.windows(2)
+        .filter_map(|pair| {
+            let rest = pair[0].text.strip_prefix(MARKER)?;
+            let a = parse_assignment(pair[1].text)?;
+            let (target, note) = rest.split_once(' ').unwrap_or((rest, ""));
+            Some(Owned {
+                target: target.to_string(),
+                note: note.trim().to_string(),
+                key: a.key.to_string(),
+                value: a.value,
+            })
+        })
+        .collect()
 }
 
 /// The values assigned to `key` in `text`, as a dotenv reader sees them.
@@ -302,7 +348,7 @@ mod tests {
 
     #[test]
     fn adds_keys_under_a_marker() {
-        let merged = merge("A=1\n", "prod", &[("DATABASE_URL", URL)], &["prod"]);
+        let merged = merge("A=1\n", "prod", "", &[("DATABASE_URL", URL)], &["prod"]);
         assert_eq!(
             merged.text,
             format!("A=1\n# poolwright: target prod\nDATABASE_URL={URL}\n")
@@ -318,7 +364,7 @@ mod tests {
     #[test]
     fn replaces_in_place_keeping_export_quotes_and_comment() {
         let text = "# app\nexport DATABASE_URL=\"postgresql://old\"  # set by hand\r\nB='x'";
-        let merged = merge(text, "prod", &[("DATABASE_URL", URL)], &["prod"]);
+        let merged = merge(text, "prod", "", &[("DATABASE_URL", URL)], &["prod"]);
         assert_eq!(
             merged.text,
             format!("# app\nexport DATABASE_URL=\"{URL}\"  # set by hand\r\nB='x'")
@@ -337,12 +383,14 @@ mod tests {
         let first = merge(
             "X=1",
             "prod",
+            "",
             &[("DATABASE_URL", URL), ("DIRECT_URL", "postgresql://d")],
             &["prod"],
         );
         let second = merge(
             &first.text,
             "prod",
+            "",
             &[("DATABASE_URL", URL), ("DIRECT_URL", "postgresql://d")],
             &["prod"],
         );
@@ -362,7 +410,7 @@ mod tests {
     #[test]
     fn removes_only_owned_lines_of_gone_targets_or_keys() {
         let text = "# poolwright: target old\nOLD_URL=x\nOLD_URL_BY_HAND=y\n# poolwright: target prod\nDIRECT_URL=z\n";
-        let merged = merge(text, "prod", &[("DATABASE_URL", URL)], &["prod"]);
+        let merged = merge(text, "prod", "", &[("DATABASE_URL", URL)], &["prod"]);
         assert_eq!(
             merged.text,
             format!("OLD_URL_BY_HAND=y\n# poolwright: target prod\nDATABASE_URL={URL}\n")
@@ -378,8 +426,43 @@ mod tests {
     }
 
     #[test]
+    fn markers_carry_a_note_and_can_be_listed() {
+        let first = merge(
+            "",
+            "prod",
+            "(driver prisma)",
+            &[("DATABASE_URL", URL)],
+            &["prod"],
+        );
+        assert_eq!(
+            first.text,
+            format!("# poolwright: target prod (driver prisma)\nDATABASE_URL={URL}\n")
+        );
+        let second = merge(
+            &first.text,
+            "prod",
+            "(driver libpq)",
+            &[("DATABASE_URL", URL)],
+            &["prod"],
+        );
+        assert_eq!(
+            second.text,
+            format!("# poolwright: target prod (driver libpq)\nDATABASE_URL={URL}\n")
+        );
+        assert_eq!(
+            owned(&second.text),
+            vec![Owned {
+                target: "prod".into(),
+                note: "(driver libpq)".into(),
+                key: "DATABASE_URL".into(),
+                value: URL.into()
+            }]
+        );
+    }
+
+    #[test]
     fn every_duplicate_gets_the_value() {
-        let merged = merge("K=a\nK=b\n", "t", &[("K", "c")], &["t"]);
+        let merged = merge("K=a\nK=b\n", "t", "", &[("K", "c")], &["t"]);
         assert_eq!(merged.text, "K=c\nK=c\n");
         assert_eq!(values_of(&merged.text, "K"), vec!["c", "c"]);
     }
@@ -429,7 +512,7 @@ mod tests {
         /// value; a second merge changes nothing.
         #[test]
         fn merge_keeps_every_unowned_byte(text in env_file()) {
-            let merged = merge(&text, "prod", &[("DATABASE_URL", URL)], &["prod"]);
+            let merged = merge(&text, "prod", "", &[("DATABASE_URL", URL)], &["prod"]);
             let kept: Vec<Line<'_>> = lines(&text)
                 .into_iter()
                 .filter(|l| parse_assignment(l.text).is_none_or(|a| a.key != "DATABASE_URL"))
@@ -451,7 +534,7 @@ mod tests {
             let values = values_of(&merged.text, "DATABASE_URL");
             prop_assert!(!values.is_empty());
             prop_assert!(values.iter().all(|v| v == URL));
-            let again = merge(&merged.text, "prod", &[("DATABASE_URL", URL)], &["prod"]);
+            let again = merge(&merged.text, "prod", "", &[("DATABASE_URL", URL)], &["prod"]);
             prop_assert_eq!(again.text, merged.text);
         }
     }

@@ -21,6 +21,17 @@ pub struct TargetPlan {
     /// The pooled URL (masked), or `<known after apply>`.
     pub url: String,
     pub direct_url: Option<String>,
+    /// Outputs written earlier (`.env` entries) and whether they are current.
+    pub outputs: Vec<OutputStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutputStatus {
+    pub file: String,
+    pub key: String,
+    pub driver: String,
+    /// `current`, or `stale` (the URL would be different now).
+    pub status: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,6 +58,7 @@ pub fn plan(target: &Target) -> TargetPlan {
             .pooled_url()
             .map_or_else(|| KNOWN_AFTER_APPLY.to_string(), |u| u.masked()),
         direct_url: target.provider.direct_url().map(|u| u.masked()),
+        outputs: Vec::new(),
     };
     match &target.provider {
         ProviderTarget::PgBouncer(t) => {

@@ -56,7 +56,8 @@ pub fn run(cli: &Cli, ctx: &Context, args: &EnvArgs) -> Result<(), Error> {
         Err(e) => return Err(Error::io(&shown, &e)),
     };
     let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-    let merged = merge(&existing, &target.name, &pairs, &names);
+    let note = format!("(driver {})", args.driver.as_deref().unwrap_or("libpq"));
+    let merged = merge(&existing, &target.name, &note, &pairs, &names);
     for change in &merged.changes {
         let line = match change {
             Change::Added { key } => format!("added {key}"),

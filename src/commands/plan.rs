@@ -1,18 +1,36 @@
 //! `poolwright plan`: what apply would do, offline, passwords masked.
 
 use super::load;
+use super::url::driver_view;
 use crate::cli::{Cli, Format, TargetsArgs};
+use crate::config::Target;
 use crate::context::Context;
+use crate::drivers;
+use crate::envfile::owned;
 use crate::error::Error;
-use crate::plan::{TargetPlan, plan};
+use crate::plan::{OutputStatus, TargetPlan, plan};
+use crate::render::Templates;
+use crate::url::mask_in_text;
 
 pub fn run(cli: &Cli, ctx: &Context, args: &TargetsArgs) -> Result<(), Error> {
     let config = load(cli, ctx)?;
-    let plans: Vec<TargetPlan> = config
-        .select(&args.targets)?
-        .into_iter()
-        .map(plan)
-        .collect();
+    let templates = Templates::load(None)?;
+    let env_file = config
+        .path
+        .parent()
+        .map_or_else(|| ".env".into(), |d| d.join(".env"));
+    let env_text = std::fs::read_to_string(ctx.cwd.join(&env_file)).unwrap_or_default();
+    let mut plans = Vec::new();
+    for target in config.select(&args.targets)? {
+        let mut p = plan(target);
+        p.outputs = env_status(
+            target,
+            &env_file.display().to_string(),
+            &env_text,
+            &templates,
+        )?;
+        plans.push(p);
+    }
     match cli.format {
         Format::Json => println!(
             "{}",
@@ -22,6 +40,40 @@ pub fn run(cli: &Cli, ctx: &Context, args: &TargetsArgs) -> Result<(), Error> {
         Format::Markdown => print!("{}", markdown(&plans)),
     }
     Ok(())
+}
+
+/// The `.env` entries poolwright wrote for `target`, each current or stale.
+/// Without the password the comparison is between masked URLs.
+fn env_status(
+    target: &Target,
+    file: &str,
+    text: &str,
+    templates: &Templates,
+) -> Result<Vec<OutputStatus>, Error> {
+    let mut out = Vec::new();
+    for entry in owned(text).into_iter().filter(|o| o.target == target.name) {
+        let driver = entry
+            .note
+            .strip_prefix("(driver ")
+            .and_then(|n| n.strip_suffix(')'))
+            .filter(|d| drivers::find(d).is_some())
+            .unwrap_or("libpq")
+            .to_string();
+        let view = driver_view(target, drivers::find(&driver).expect("checked"), templates)?;
+        let current = [&view.url, &view.direct_url]
+            .iter()
+            .any(|url| match url.reveal() {
+                Ok(real) => real == entry.value,
+                Err(_) => url.masked() == mask_in_text(&entry.value),
+            });
+        out.push(OutputStatus {
+            file: file.to_string(),
+            key: entry.key,
+            driver,
+            status: if current { "current" } else { "stale" }.to_string(),
+        });
+    }
+    Ok(out)
 }
 
 fn text(plans: &[TargetPlan]) -> String {
@@ -44,6 +96,17 @@ fn text(plans: &[TargetPlan]) -> String {
         }
         for b in &p.budget {
             out.push_str(&format!("  budget  {b}\n"));
+        }
+        for o in &p.outputs {
+            let hint = if o.status == "current" {
+                String::new()
+            } else {
+                format!(": run `poolwright env {} --driver {}`", p.target, o.driver)
+            };
+            out.push_str(&format!(
+                "  output  {} {} ({}): {}{hint}\n",
+                o.file, o.key, o.driver, o.status
+            ));
         }
         out.push_str(&format!("  url     {}\n", p.url));
         if let Some(d) = &p.direct_url {

@@ -73,7 +73,7 @@ fn env_merges_in_place_and_keeps_every_other_byte() {
     assert_eq!(
         after,
         format!(
-            "# my app\r\nexport DATABASE_URL='{pooled}'  # by hand\r\nSECRET_KEY=\"abc def\"\r\n\r\nLAST=1\r\n# poolwright: target prod\r\nDIRECT_URL={direct}\r\n"
+            "# my app\r\nexport DATABASE_URL='{pooled}'  # by hand\r\nSECRET_KEY=\"abc def\"\r\n\r\nLAST=1\r\n# poolwright: target prod (driver prisma)\r\nDIRECT_URL={direct}\r\n"
         )
     );
     assert_eq!(mode(&env), 0o640, "the file's mode changed");
@@ -141,7 +141,7 @@ fn env_creates_a_private_file_and_cleans_up_gone_targets() {
         "{text}"
     );
     assert!(
-        text.contains("# poolwright: target prod\nDATABASE_URL=postgresql://app:"),
+        text.contains("# poolwright: target prod (driver libpq)\nDATABASE_URL=postgresql://app:"),
         "{text}"
     );
 }
@@ -349,4 +349,45 @@ fn kubernetes_secret_passes_schema_validation() {
         !bad.status.success(),
         "kubernetes-validate accepted a broken Secret"
     );
+}
+
+#[test]
+fn plan_says_whether_the_env_file_is_current() {
+    let dir = project(CONFIG);
+    assert_eq!(
+        pw(dir.path(), &["env", "prod", "--driver", "prisma"]).code,
+        0
+    );
+    let plan = pw(dir.path(), &["plan"]);
+    assert!(
+        plan.stdout
+            .contains("  output  .env DATABASE_URL (prisma): current\n"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("  output  .env DIRECT_URL (prisma): current\n"),
+        "{}",
+        plan.stdout
+    );
+    // Without the password, the masked URLs are compared: still current.
+    let offline = poolwright(dir.path(), &["plan"], &[]);
+    assert!(
+        offline.stdout.contains("DATABASE_URL (prisma): current"),
+        "{}",
+        offline.stdout
+    );
+    // A new password makes the file stale.
+    let changed = poolwright(dir.path(), &["plan"], &[("APP_PASSWORD", "new")]);
+    assert!(
+        changed
+            .stdout
+            .contains("DATABASE_URL (prisma): stale: run `poolwright env prod --driver prisma`"),
+        "{}",
+        changed.stdout
+    );
+    let json = pw(dir.path(), &["--format", "json", "plan"]);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(value[0]["outputs"][0]["status"], "current");
 }
