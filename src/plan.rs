@@ -6,8 +6,12 @@
 use serde::Serialize;
 
 use crate::config::Target;
+use crate::error::Error;
 use crate::providers::ProviderTarget;
-use crate::providers::pgbouncer::{UserlistFormat, budget};
+use crate::providers::pgbouncer::changes::{self, host_texts, rendered_texts};
+use crate::providers::pgbouncer::render::render_configs;
+use crate::providers::pgbouncer::{UserlistFormat, budget, processes};
+use crate::render::Templates;
 
 #[derive(Debug, Serialize)]
 pub struct TargetPlan {
@@ -23,6 +27,8 @@ pub struct TargetPlan {
     pub direct_url: Option<String>,
     /// Outputs written earlier (`.env` entries) and whether they are current.
     pub outputs: Vec<OutputStatus>,
+    /// What the user should know (e.g. cancel routing on old versions).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,7 +51,9 @@ pub struct PlannedFile {
 /// What the output shows for a URL that only `apply` can learn.
 pub const KNOWN_AFTER_APPLY: &str = "<known after apply>";
 
-pub fn plan(target: &Target) -> TargetPlan {
+/// The plan of `target`. `templates` render what would be written (no
+/// secrets needed); the config files on this host tell reload from restart.
+pub fn plan(target: &Target, templates: &Templates, source: &str) -> Result<TargetPlan, Error> {
     let mut plan = TargetPlan {
         target: target.name.clone(),
         provider: target.provider.provider_name().to_string(),
@@ -59,6 +67,7 @@ pub fn plan(target: &Target) -> TargetPlan {
             .map_or_else(|| KNOWN_AFTER_APPLY.to_string(), |u| u.masked()),
         direct_url: target.provider.direct_url().map(|u| u.masked()),
         outputs: Vec::new(),
+        notes: Vec::new(),
     };
     match &target.provider {
         ProviderTarget::PgBouncer(t) => {
@@ -83,13 +92,12 @@ pub fn plan(target: &Target) -> TargetPlan {
                     ));
                 }
             }
-            if let Some(pidfile) = t.text_setting("pidfile").filter(|p| !p.is_empty()) {
-                plan.actions.push(format!(
-                    "reload PgBouncer if it runs (SIGHUP to the pid in {pidfile})"
-                ));
-            }
+            let rendered = rendered_texts(&render_configs(t, templates, source)?);
+            let effect = changes::effect(t, &host_texts(t), &rendered);
+            plan.actions.push(changes::describe(t, &effect));
             plan.budget = budget::compute(t).explain(t, 10);
+            plan.notes.extend(processes::cancel_note(t));
         }
     }
-    plan
+    Ok(plan)
 }

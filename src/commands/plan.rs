@@ -22,7 +22,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &TargetsArgs) -> Result<(), Error> {
     let env_text = std::fs::read_to_string(ctx.cwd.join(&env_file)).unwrap_or_default();
     let mut plans = Vec::new();
     for target in config.select(&args.targets)? {
-        let mut p = plan(target);
+        let mut p = plan(target, &templates, &config.source_name())?;
         p.outputs = env_status(
             target,
             &env_file.display().to_string(),
@@ -93,6 +93,9 @@ fn text(plans: &[TargetPlan]) -> String {
         }
         for a in &p.actions {
             out.push_str(&format!("  then    {a}\n"));
+        }
+        for n in &p.notes {
+            out.push_str(&format!("  note    {n}\n"));
         }
         for b in &p.budget {
             out.push_str(&format!("  budget  {b}\n"));

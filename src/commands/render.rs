@@ -83,7 +83,7 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &RenderArgs) -> Result<(), Error>
 fn write_output(output: &Output) -> Result<(), Error> {
     std::fs::create_dir_all(&output.dir).map_err(|e| Error::io(&output.dir, &e))?;
     for file in &output.files {
-        let path = output.dir.join(file.name);
+        let path = output.dir.join(&file.name);
         let written = write_if_changed(&path, &file.bytes, file.mode, None, file.secret)
             .map_err(|e| Error::io(&path, &e))?;
         let verb = match written {
@@ -91,7 +91,7 @@ fn write_output(output: &Output) -> Result<(), Error> {
             Written::Changed => "updated",
             Written::Unchanged => "unchanged",
         };
-        eprintln!("{verb} {}", output.shown.join(file.name).display());
+        eprintln!("{verb} {}", output.shown.join(&file.name).display());
     }
     Ok(())
 }

@@ -79,6 +79,30 @@ fn render_case(case: &Path, env: &BTreeMap<String, String>) -> BTreeMap<String, 
     out
 }
 
+/// `plan` says start, reload or restart from the config files on this host
+/// (a Debian host with the pgbouncer package has /etc/pgbouncer/pgbouncer.ini);
+/// that line is tested in the unit and e2e tests, not here.
+fn host_independent(plan: &str) -> String {
+    plan.lines()
+        .map(|l| {
+            let effect = [
+                "start PgBouncer",
+                "reload PgBouncer",
+                "restart PgBouncer",
+                "PgBouncer's config does not change",
+            ];
+            match l.strip_prefix("  then    ") {
+                Some(rest) if effect.iter().any(|e| rest.starts_with(e)) => {
+                    "  then    <start, reload or restart PgBouncer, by the files on this host>"
+                        .to_string()
+                }
+                _ => l.to_string(),
+            }
+        })
+        .map(|l| l + "\n")
+        .collect()
+}
+
 #[test]
 fn golden_cases_render_exactly() {
     for case in cases() {
@@ -108,7 +132,7 @@ fn golden_cases_render_exactly() {
             case.display(),
             plan.stderr
         );
-        assert_file(&expected.join("plan.txt"), &plan.stdout);
+        assert_file(&expected.join("plan.txt"), &host_independent(&plan.stdout));
         let mut urls = String::new();
         for target in plan
             .stdout

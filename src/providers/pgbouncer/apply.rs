@@ -14,8 +14,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::changes::{self, Effect};
 use super::render::{RenderedFile, render};
-use super::{Target, UserlistFormat};
+use super::{Target, UserlistFormat, processes};
 use crate::error::Error;
 use crate::files::{Written, write_if_changed};
 use crate::render::Templates;
@@ -192,36 +193,57 @@ fn pg_error(e: &tokio_postgres::Error) -> String {
 
 /// Tells a running PgBouncer to reload, via the pid in its pidfile.
 fn reload(target: &Target, report: &mut Report) {
-    let Some(pidfile) = target.text_setting("pidfile").filter(|p| !p.is_empty()) else {
+    let pidfiles = processes::pidfiles(target);
+    if pidfiles.is_empty() {
         report
             .lines
             .push("no pidfile set: reload PgBouncer yourself (systemctl reload pgbouncer)".into());
-        return;
-    };
+    }
+    for pidfile in pidfiles {
+        report.lines.push(signal_reload(&pidfile));
+    }
+}
+
+/// SIGHUP to the PgBouncer whose pid is in `pidfile`, as a report line.
+fn signal_reload(pidfile: &str) -> String {
     let Ok(text) = std::fs::read_to_string(pidfile) else {
-        report.lines.push(format!(
-            "PgBouncer is not running (no {pidfile}): start it with `systemctl start pgbouncer`"
-        ));
-        return;
+        return format!("PgBouncer is not running (no {pidfile})");
     };
     let Ok(pid) = text.trim().parse::<i32>() else {
-        report.lines.push(format!(
-            "{pidfile} does not hold a pid; reload PgBouncer yourself"
-        ));
-        return;
+        return format!("{pidfile} does not hold a pid; reload PgBouncer yourself");
     };
     let pid = nix::unistd::Pid::from_raw(pid);
     match nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP) {
-        Ok(()) => report
-            .lines
-            .push(format!("reloaded PgBouncer (SIGHUP to pid {pid})")),
-        Err(nix::errno::Errno::ESRCH) => report.lines.push(format!(
-            "PgBouncer is not running (pid {pid} from {pidfile} is gone)"
-        )),
-        Err(e) => report.lines.push(format!(
-            "could not signal PgBouncer (pid {pid}): {e}; run `systemctl reload pgbouncer`"
-        )),
+        Ok(()) => format!("reloaded PgBouncer (SIGHUP to pid {pid})"),
+        Err(nix::errno::Errno::ESRCH) => {
+            format!("PgBouncer is not running (pid {pid} from {pidfile} is gone)")
+        }
+        Err(e) => {
+            format!("could not signal PgBouncer (pid {pid}): {e}; run `systemctl reload pgbouncer`")
+        }
     }
+}
+
+/// Each process of a multi-process target has its own socket directory;
+/// systemd makes those under /run (RuntimeDirectory), apply makes the rest
+/// so PgBouncer can also be started by hand.
+fn make_socket_dirs(
+    target: &Target,
+    owner: Option<(u32, u32)>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    for p in processes::processes(target) {
+        let dir = Path::new(&p.unix_socket_dir);
+        if dir.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|e| Error::io(dir, &e))?;
+        }
+        report.lines.push(format!("created {}", dir.display()));
+    }
+    Ok(())
 }
 
 /// Applies `target` to this host and its upstream server.
@@ -258,9 +280,15 @@ pub async fn apply(
         .expect("render makes a userlist");
     install_verifiers(target, userlist, &mut report).await?;
     let server_changed = std::mem::take(&mut report.changed);
+    let before = changes::host_texts(target);
     write_files(&files, owner, &mut report)?;
+    make_socket_dirs(target, owner, &mut report)?;
+    let effect = changes::effect(target, &before, &changes::rendered_texts(&files));
     if report.changed {
         reload(target, &mut report);
+        if matches!(effect, Effect::Restart(_) | Effect::Start) {
+            report.lines.push(changes::describe(target, &effect));
+        }
     } else if !server_changed {
         report.lines.push("nothing to change".into());
     }

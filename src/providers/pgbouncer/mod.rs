@@ -6,7 +6,9 @@
 
 pub mod apply;
 pub mod budget;
+pub mod changes;
 pub mod names;
+pub mod processes;
 pub mod render;
 pub mod setting;
 pub mod version;
@@ -221,20 +223,40 @@ impl Target {
     }
 
     /// The files this target renders, as (file name, path on the host, mode).
-    pub fn host_files(&self) -> Vec<(&'static str, String, u32)> {
-        vec![
-            (
-                "pgbouncer.ini",
-                format!("{}/pgbouncer.ini", self.config_dir),
+    /// The files this target renders: (file name, path on the host, mode).
+    /// One process: pgbouncer.ini and pgbouncer.service; several: a shared
+    /// pgbouncer-common.ini, pgbouncer-K.ini each, and pgbouncer@.service.
+    pub fn host_files(&self) -> Vec<(String, String, u32)> {
+        let dir = &self.config_dir;
+        let mut files = Vec::new();
+        if self.processes < 2 {
+            files.push((
+                "pgbouncer.ini".to_string(),
+                format!("{dir}/pgbouncer.ini"),
                 0o644,
-            ),
-            ("userlist.txt", self.auth_file.clone(), 0o600),
-            (
-                "pgbouncer.service",
-                format!("{}/pgbouncer.service", self.systemd.unit_dir),
+            ));
+        } else {
+            files.push((
+                "pgbouncer-common.ini".to_string(),
+                format!("{dir}/pgbouncer-common.ini"),
                 0o644,
-            ),
-        ]
+            ));
+            for p in processes::processes(self) {
+                files.push((p.ini_name.clone(), format!("{dir}/{}", p.ini_name), 0o644));
+            }
+        }
+        files.push(("userlist.txt".to_string(), self.auth_file.clone(), 0o600));
+        let unit = if self.processes < 2 {
+            "pgbouncer.service"
+        } else {
+            "pgbouncer@.service"
+        };
+        files.push((
+            unit.to_string(),
+            format!("{}/{unit}", self.systemd.unit_dir),
+            0o644,
+        ));
+        files
     }
 }
 
@@ -336,15 +358,6 @@ pub fn decode(
         None => 1,
         Some(node) => {
             let n = reader.integer(node, &map.field("processes"), 1, 64)?;
-            if n > 1 {
-                reader
-                    .error(
-                        node.span,
-                        &map.field("processes"),
-                        "more than one PgBouncer process per host is not supported yet",
-                    )
-                    .hint = Some("use `processes: 1` for now".into());
-            }
             u32::try_from(n).unwrap_or(1)
         }
     };
@@ -397,13 +410,16 @@ pub fn decode(
         return None;
     }
 
-    let settings = effective_settings(
+    let mut settings = effective_settings(
         facts,
         version,
         user_settings,
         public_host.as_deref(),
         &auth_file,
     );
+    if processes > 1 {
+        check_processes(reader, &mut settings, name, facts);
+    }
     let listen_addr = settings
         .iter()
         .find(|s| s.name == "listen_addr")
@@ -819,6 +835,43 @@ fn decode_systemd(
         systemd.group = systemd.user.clone();
     }
     systemd
+}
+
+/// What several processes on one port need: their own Unix sockets (also
+/// how peers reach each other), so_reuseport, and peer ids poolwright sets.
+fn check_processes(
+    reader: &mut Reader<'_>,
+    settings: &mut Vec<Setting>,
+    name: &str,
+    facts: &PgBouncerFacts,
+) {
+    let field = |key: &str| format!("targets.{name}.pgbouncer.{key}");
+    for s in settings.iter() {
+        let refused = match (s.name.as_str(), &s.value) {
+            ("unix_socket_dir", SettingValue::Text(t)) if t.is_empty() => Some(
+                "several processes need Unix sockets: each gets its own directory under unix_socket_dir, \
+                 and peers reach each other there",
+            ),
+            ("so_reuseport", SettingValue::Bool(false)) => {
+                Some("several processes share the port only with so_reuseport")
+            }
+            ("peer_id", _) => Some("with several processes poolwright gives each its own peer_id"),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            reader
+                .error(s.span.unwrap_or_default(), &field(&s.name), why)
+                .hint = Some("remove the setting, or use `processes: 1`".into());
+        }
+    }
+    if !settings.iter().any(|s| s.name == "so_reuseport") {
+        settings.push(Setting {
+            name: "so_reuseport".into(),
+            value: SettingValue::Bool(true),
+            span: None,
+        });
+        settings.sort_by_key(|s| facts.settings.iter().position(|spec| spec.name == s.name));
+    }
 }
 
 /// Cross-field checks of authentication: formats that cannot work together.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::setting::Setting;
-use super::{Target, UserlistFormat, budget, names};
+use super::{Target, UserlistFormat, budget, names, processes};
 use crate::diagnostic::Diagnostics;
 use crate::error::Error;
 use crate::render::{Templates, connstr_value};
@@ -16,7 +16,7 @@ use crate::userlist;
 /// A rendered file: its name, where it belongs on the host, and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedFile {
-    pub name: &'static str,
+    pub name: String,
     pub host_path: String,
     pub bytes: Vec<u8>,
     pub mode: u32,
@@ -35,14 +35,14 @@ pub struct IniContext<'a> {
 }
 
 /// One `key = value` line of `[databases]` or `[users]`.
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct KeyLine {
     pub key: String,
     pub connstr: String,
     pub settings: String,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct NameValue {
     pub name: String,
     pub value: String,
@@ -61,6 +61,36 @@ pub struct UserSecret {
     pub secret: String,
 }
 
+/// The shared settings file of a multi-process target (no section header).
+#[derive(Serialize)]
+pub struct CommonContext<'a> {
+    pub target: &'a str,
+    pub source: &'a str,
+    pub version: String,
+    pub processes: u32,
+    pub settings: Vec<NameValue>,
+}
+
+/// One process's ini of a multi-process target.
+#[derive(Serialize)]
+pub struct ProcessContext<'a> {
+    pub target: &'a str,
+    pub source: &'a str,
+    pub version: String,
+    pub index: u32,
+    pub processes: u32,
+    /// Absolute path of the shared settings file.
+    pub common: String,
+    pub databases: Vec<KeyLine>,
+    pub users: Vec<KeyLine>,
+    /// This process's own [pgbouncer] keys.
+    pub settings: Vec<NameValue>,
+    /// `[peers]` lines; empty before PgBouncer 1.19.
+    pub peers: Vec<NameValue>,
+    /// Set when this version cannot route cancel requests between processes.
+    pub cancel_note: Option<String>,
+}
+
 #[derive(Serialize)]
 pub struct ServiceContext<'a> {
     pub target: &'a str,
@@ -72,6 +102,10 @@ pub struct ServiceContext<'a> {
     pub unit_dir: &'a str,
     pub max_client_conn: i64,
     pub limit_nofile: u64,
+    /// Multi-process: how many instances, and the systemd RuntimeDirectory
+    /// that holds each one's Unix socket (when it lives under /run).
+    pub processes: u32,
+    pub runtime_directory: Option<String>,
 }
 
 /// `[databases]`/`[users]` keys: plain, or single-quoted from 1.25 on.
@@ -96,6 +130,16 @@ fn connstr(pairs: &[(String, String)]) -> String {
         .map(|(k, v)| format!("{k}={}", connstr_value(v)))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn name_values(settings: &[Setting]) -> Vec<NameValue> {
+    settings
+        .iter()
+        .map(|s| NameValue {
+            name: s.name.clone(),
+            value: s.value.ini_text(),
+        })
+        .collect()
 }
 
 pub fn ini_context<'a>(target: &'a Target, source: &'a str) -> IniContext<'a> {
@@ -212,14 +256,12 @@ pub fn render(
     salt: &mut dyn FnMut() -> [u8; scram::SALT_LEN],
 ) -> Result<Vec<RenderedFile>, Error> {
     let users = user_secrets(target, existing_userlist, salt)?;
-    let host = target.host_files();
-    let ini = templates.render("pgbouncer/pgbouncer.ini.tera", &ini_context(target, source))?;
     let format = match target.userlist {
         UserlistFormat::Scram => "SCRAM-SHA-256 verifiers",
         UserlistFormat::Md5 => "md5 hashes",
         UserlistFormat::Plain => "plain-text passwords",
     };
-    let list = templates.render(
+    let userlist = templates.render(
         "pgbouncer/userlist.txt.tera",
         &UserlistContext {
             target: &target.name,
@@ -227,30 +269,120 @@ pub fn render(
             users,
         },
     )?;
-    let service = templates.render(
-        "pgbouncer/pgbouncer.service.tera",
-        &ServiceContext {
+    render_files(target, templates, source, Some(userlist))
+}
+
+/// The files without secrets (the inis and the unit), for `plan`: no
+/// password needed.
+pub fn render_configs(
+    target: &Target,
+    templates: &Templates,
+    source: &str,
+) -> Result<Vec<RenderedFile>, Error> {
+    render_files(target, templates, source, None)
+}
+
+fn render_files(
+    target: &Target,
+    templates: &Templates,
+    source: &str,
+    userlist: Option<String>,
+) -> Result<Vec<RenderedFile>, Error> {
+    let host = target.host_files();
+    let version = target.version.to_string();
+    // (text, holds secrets), in the order of host_files().
+    let mut texts = Vec::new();
+    if target.processes < 2 {
+        texts.push((
+            templates.render("pgbouncer/pgbouncer.ini.tera", &ini_context(target, source))?,
+            false,
+        ));
+    } else {
+        let common_path = format!("{}/pgbouncer-common.ini", target.config_dir);
+        let common = CommonContext {
             target: &target.name,
             source,
-            user: &target.systemd.user,
-            group: &target.systemd.group,
-            binary: &target.systemd.binary,
-            config_path: host[0].1.clone(),
-            unit_dir: &target.systemd.unit_dir,
-            max_client_conn: target.int_setting("max_client_conn").unwrap_or(100),
-            limit_nofile: limit_nofile(target),
-        },
-    )?;
-    let files = [(ini, false), (list, true), (service, false)];
+            version: version.clone(),
+            processes: target.processes,
+            settings: name_values(&processes::common_settings(target)),
+        };
+        texts.push((
+            templates.render("pgbouncer/pgbouncer-common.ini.tera", &common)?,
+            false,
+        ));
+        let sections = ini_context(target, source);
+        let peers: Vec<NameValue> = processes::peers(target)
+            .into_iter()
+            .map(|(id, connstr)| NameValue {
+                name: id.to_string(),
+                value: connstr,
+            })
+            .collect();
+        for p in processes::processes(target) {
+            let context = ProcessContext {
+                target: &target.name,
+                source,
+                version: version.clone(),
+                index: p.index,
+                processes: target.processes,
+                common: common_path.clone(),
+                databases: sections.databases.clone(),
+                users: sections.users.clone(),
+                settings: name_values(&p.settings),
+                peers: peers.clone(),
+                cancel_note: processes::cancel_note(target),
+            };
+            texts.push((
+                templates.render("pgbouncer/pgbouncer-process.ini.tera", &context)?,
+                false,
+            ));
+        }
+    }
+    // An empty text stands for a userlist.txt that is not rendered.
+    let userlist_slot = texts.len();
+    texts.push((userlist.unwrap_or_default(), true));
+    let socket_base = target.text_setting("unix_socket_dir").unwrap_or("");
+    let runtime_directory = ["/run/", "/var/run/"]
+        .iter()
+        .find_map(|prefix| socket_base.strip_prefix(prefix))
+        .map(|rest| format!("{}/pgbouncer-%i", rest.trim_end_matches('/')));
+    let (unit_template, config_path) = if target.processes < 2 {
+        ("pgbouncer/pgbouncer.service.tera", host[0].1.clone())
+    } else {
+        (
+            "pgbouncer/pgbouncer@.service.tera",
+            format!("{}/pgbouncer-%i.ini", target.config_dir),
+        )
+    };
+    let service = ServiceContext {
+        target: &target.name,
+        source,
+        user: &target.systemd.user,
+        group: &target.systemd.group,
+        binary: &target.systemd.binary,
+        config_path,
+        unit_dir: &target.systemd.unit_dir,
+        max_client_conn: target.int_setting("max_client_conn").unwrap_or(100),
+        limit_nofile: limit_nofile(target),
+        processes: target.processes,
+        runtime_directory,
+    };
+    texts.push((templates.render(unit_template, &service)?, false));
+    debug_assert_eq!(host.len(), texts.len());
+    let rendered_userlist = !texts[userlist_slot].0.is_empty();
     Ok(host
         .into_iter()
-        .zip(files)
-        .map(|((name, host_path, mode), (text, secret))| RenderedFile {
-            name,
-            host_path,
-            bytes: text.into_bytes(),
-            mode,
-            secret,
-        })
+        .zip(texts)
+        .enumerate()
+        .filter(|(i, _)| *i != userlist_slot || rendered_userlist)
+        .map(
+            |(_, ((name, host_path, mode), (text, secret)))| RenderedFile {
+                name,
+                host_path,
+                bytes: text.into_bytes(),
+                mode,
+                secret,
+            },
+        )
         .collect())
 }
