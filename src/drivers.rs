@@ -115,8 +115,10 @@ pub const DRIVERS: &[Driver] = &[
     },
     Driver {
         name: "sqlalchemy",
-        summary: "SQLAlchemy with its default PostgreSQL driver, psycopg2",
-        scheme: "postgresql",
+        summary: "SQLAlchemy with psycopg2",
+        // Named explicitly: SQLAlchemy 2.1 made psycopg 3 the default for
+        // plain `postgresql://`, and psycopg 3 prepares statements.
+        scheme: "postgresql+psycopg2",
         style: Style::Uri,
         tls_param: "sslmode",
         params: &[],

@@ -35,7 +35,7 @@ const ENV: &[(&str, &str)] = &[
 const POOL_CAP: u32 = 10 + 2;
 
 /// What varies between the tests' poolwright.yaml files.
-struct Spec {
+pub(crate) struct Spec {
     /// Scratch root: config_dir is `etc/`, the unit goes to `units/`, and
     /// PgBouncer's pidfile, socket and log go to `run/`.
     dir: PathBuf,
@@ -46,7 +46,7 @@ struct Spec {
     bin: PathBuf,
     /// `scram` (the default) or `plain`.
     userlist: &'static str,
-    default_pool_size: u32,
+    pub(crate) default_pool_size: u32,
     /// Adds the `pgbadmin` user and makes it an admin_users entry.
     admin: bool,
     /// More `[pgbouncer]` lines, each indented by six spaces.
@@ -54,7 +54,7 @@ struct Spec {
 }
 
 impl Spec {
-    fn new(dir: &Path, pg_port: u16, build: &BouncerBuild) -> Spec {
+    pub(crate) fn new(dir: &Path, pg_port: u16, build: &BouncerBuild) -> Spec {
         Spec {
             dir: dir.to_path_buf(),
             pg_port,
@@ -68,7 +68,7 @@ impl Spec {
         }
     }
 
-    fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.dir.join("poolwright.yaml")
     }
 
@@ -130,7 +130,7 @@ targets:
 /// A scratch dir the `postgres` user can traverse (0755), with a `run/` that
 /// belongs to it for PgBouncer's pidfile, socket and log. In /tmp because
 /// $TMPDIR may be private to root.
-fn scratch() -> tempfile::TempDir {
+pub(crate) fn scratch() -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("poolwright-e2e.")
         .tempdir_in("/tmp")
@@ -145,7 +145,7 @@ fn scratch() -> tempfile::TempDir {
 
 /// `poolwright --config CONFIG ARGS...` in the config's directory, with the
 /// password variables set.
-fn pw(config: &Path, args: &[&str]) -> Run {
+pub(crate) fn pw(config: &Path, args: &[&str]) -> Run {
     let dir = config.parent().expect("config in a directory");
     let mut all = vec!["--config", config.to_str().expect("utf-8 config path")];
     all.extend_from_slice(args);
@@ -154,7 +154,7 @@ fn pw(config: &Path, args: &[&str]) -> Run {
 
 /// Writes the config and runs `poolwright apply`, which must succeed;
 /// returns its stderr (the per-file report).
-fn apply(spec: &Spec) -> String {
+pub(crate) fn apply(spec: &Spec) -> String {
     let run = pw(&spec.write(), &["apply"]);
     eprintln!("--- poolwright apply (exit {}):\n{}", run.code, run.stderr);
     assert_eq!(run.code, 0, "apply failed:\n{run:?}");
@@ -175,7 +175,7 @@ fn render(spec: &Spec) -> String {
 /// PgBouncer on the `<dir>/etc/pgbouncer.ini` that apply or render wrote.
 /// free_port() can race with another test (pgbench opens thousands of client
 /// sockets), so on a bind failure move to a new port and `reinstall`.
-fn start_bouncer(spec: &mut Spec, reinstall: fn(&Spec) -> String) -> PgBouncer {
+pub(crate) fn start_bouncer(spec: &mut Spec, reinstall: fn(&Spec) -> String) -> PgBouncer {
     let log = spec.dir.join("pgbouncer.stderr");
     for attempt in 1.. {
         match PgBouncer::start_with(&spec.bin, &spec.etc("pgbouncer.ini"), spec.pool_port, &log) {
@@ -276,7 +276,7 @@ fn for_each_pgbouncer(test: fn(&BouncerBuild)) {
 }
 
 /// A cluster with role `app` (APP_PASSWORD) owning database `qbo_mirror`.
-fn cluster_with_app() -> PgCluster {
+pub(crate) fn cluster_with_app() -> PgCluster {
     let pg = PgCluster::start(40);
     pg.create_role("app", APP_PASSWORD);
     pg.create_database("qbo_mirror", "app");

@@ -16,5 +16,7 @@ mod golden;
 mod invalid;
 /// .env merges and secrets for Modal, Kubernetes, GitHub, Docker and AWS.
 mod outputs;
+/// processes: N: several PgBouncer processes on one port.
+mod scale_out;
 /// The per-version settings table against the real PgBouncer binaries.
 mod version_table;
