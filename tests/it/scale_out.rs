@@ -79,7 +79,7 @@ fn transactions(dir: &Path, port: u16, k: u32) -> u64 {
 fn cancel_reaches_the_query(port: u16) -> bool {
     let url = format!("postgresql://app:{APP_PASSWORD}@127.0.0.1:{port}/qbo_mirror");
     let child = Command::new("psql")
-        .args(["-X", "-d", &url, "-c", "select pg_sleep(8)"])
+        .args(["-X", "-d", &url, "-c", "select pg_sleep(4)"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -89,7 +89,7 @@ fn cancel_reaches_the_query(port: u16) -> bool {
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
     let out = child.wait_with_output().expect("psql output");
     let said = String::from_utf8_lossy(&out.stderr);
-    started.elapsed() < Duration::from_secs(4) && said.contains("canceling statement due to user request")
+    started.elapsed() < Duration::from_millis(2500) && said.contains("canceling statement due to user request")
 }
 
 #[test]
