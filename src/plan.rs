@@ -79,6 +79,22 @@ pub fn plan(target: &Target, templates: &Templates, source: &str) -> Result<Targ
                     holds_secrets: name == "userlist.txt",
                 });
             }
+            if t.kubernetes.is_some() {
+                for name in [
+                    "configmap",
+                    "secret",
+                    "deployment",
+                    "service",
+                    "poddisruptionbudget",
+                ] {
+                    plan.files.push(PlannedFile {
+                        name: format!("kubernetes/{name}.yaml"),
+                        path: format!("<render --out DIR>/kubernetes/{name}.yaml"),
+                        mode: if name == "secret" { "0600" } else { "0644" }.to_string(),
+                        holds_secrets: name == "secret",
+                    });
+                }
+            }
             if t.userlist != UserlistFormat::Plain {
                 let what = if t.userlist == UserlistFormat::Md5 {
                     "md5 hash"

@@ -29,6 +29,11 @@ const BUILTIN: &[(&str, &str)] = embed!(
     "pgbouncer/pgbouncer-common.ini.tera",
     "pgbouncer/pgbouncer-process.ini.tera",
     "pgbouncer/pgbouncer@.service.tera",
+    "kubernetes/configmap.yaml.tera",
+    "kubernetes/secret.yaml.tera",
+    "kubernetes/deployment.yaml.tera",
+    "kubernetes/service.yaml.tera",
+    "kubernetes/poddisruptionbudget.yaml.tera",
     "drivers/libpq.tera",
     "drivers/psycopg2.tera",
     "drivers/psycopg.tera",
@@ -87,6 +92,35 @@ fn connstr_value_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Resu
     Ok(Value::String(connstr_value(&text)))
 }
 
+/// A YAML double-quoted scalar (JSON's string syntax is valid YAML).
+fn yaml_string_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let text = match value {
+        Value::Number(n) => n.to_string(),
+        other => string_arg(other, "yaml_string")?,
+    };
+    Ok(Value::String(
+        serde_json::to_string(&text).expect("strings serialise"),
+    ))
+}
+
+/// Every line indented by `n` spaces, for YAML block scalars.
+fn indent_filter(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+    let n = args.get("n").and_then(Value::as_u64).unwrap_or(2) as usize;
+    let pad = " ".repeat(n);
+    let text = string_arg(value, "indent")?;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{l}")
+            }
+        })
+        .collect();
+    Ok(Value::String(lines.join("\n")))
+}
+
 impl Templates {
     /// The built-in templates, with the files of `overrides` (if any) in
     /// place of the built-in ones of the same name.
@@ -124,6 +158,8 @@ impl Templates {
         tera.autoescape_on(vec![]);
         tera.register_filter("userlist_quote", userlist_quote_filter);
         tera.register_filter("connstr_value", connstr_value_filter);
+        tera.register_filter("yaml_string", yaml_string_filter);
+        tera.register_filter("indent", indent_filter);
         let mut origin = HashMap::new();
         for (name, text, from) in sources {
             tera.add_raw_template(&name, &text)

@@ -84,6 +84,9 @@ fn write_output(output: &Output) -> Result<(), Error> {
     std::fs::create_dir_all(&output.dir).map_err(|e| Error::io(&output.dir, &e))?;
     for file in &output.files {
         let path = output.dir.join(&file.name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, &e))?;
+        }
         let written = write_if_changed(&path, &file.bytes, file.mode, None, file.secret)
             .map_err(|e| Error::io(&path, &e))?;
         let verb = match written {

@@ -391,3 +391,66 @@ fn plan_says_whether_the_env_file_is_current() {
     let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     assert_eq!(value[0]["outputs"][0]["status"], "current");
 }
+
+#[test]
+fn kubernetes_manifests_of_a_target_pass_schema_validation() {
+    let case = root().join("tests/golden/kubernetes");
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = poolwright(
+        &case,
+        &["render", "--out", out.path().to_str().expect("utf-8")],
+        &[("APP_PASSWORD", "a\"b"), ("ADMIN_PASSWORD", "c d")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dir = out.path().join("kubernetes");
+    let mut manifests: Vec<_> = fs::read_dir(&dir)
+        .expect("kubernetes/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    manifests.sort();
+    assert_eq!(manifests.len(), 5, "{manifests:?}");
+    assert_eq!(mode(&dir.join("secret.yaml")), 0o600);
+    // The Secret carries the very userlist.txt rendered beside it.
+    let userlist = fs::read_to_string(out.path().join("userlist.txt")).expect("userlist.txt");
+    let secret = fs::read_to_string(dir.join("secret.yaml")).expect("secret.yaml");
+    let quoted = serde_json::to_string(&userlist).expect("json");
+    assert!(
+        secret.contains(&format!("  userlist.txt: {quoted}\n")),
+        "{secret}"
+    );
+    let validator = root().join("target/test-venv/bin/kubernetes-validate");
+    if !validator.is_file() {
+        assert!(
+            !std::env::var("POOLWRIGHT_REQUIRE_SERVERS").is_ok_and(|v| v == "1"),
+            "POOLWRIGHT_REQUIRE_SERVERS=1 but {} is missing",
+            validator.display()
+        );
+        eprintln!("SKIP: kubernetes-validate not installed; run scripts/install-test-deps");
+        return;
+    }
+    let out = Command::new(&validator)
+        .arg("--strict")
+        .args(&manifests)
+        .output()
+        .expect("kubernetes-validate");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("kubernetes-validate:\n{said}");
+    assert!(out.status.success(), "{said}");
+    for kind in [
+        "configmap",
+        "secret",
+        "deployment",
+        "service",
+        "poddisruptionbudget",
+    ] {
+        assert!(
+            said.to_lowercase()
+                .contains(&format!("passed for resource {kind}/")),
+            "{kind}: {said}"
+        );
+    }
+}

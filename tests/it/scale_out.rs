@@ -59,7 +59,11 @@ fn show(dir: &Path, port: u16, k: u32, what: &str) -> String {
         dir.display()
     );
     let out = psql_url(&url, &format!("SHOW {what}"));
-    assert!(out.status.success(), "SHOW {what} on process {k}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "SHOW {what} on process {k}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -86,10 +90,14 @@ fn cancel_reaches_the_query(port: u16) -> bool {
         .expect("run psql");
     sleep(Duration::from_millis(700));
     let started = Instant::now();
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
     let out = child.wait_with_output().expect("psql output");
     let said = String::from_utf8_lossy(&out.stderr);
-    started.elapsed() < Duration::from_millis(2500) && said.contains("canceling statement due to user request")
+    started.elapsed() < Duration::from_millis(2500)
+        && said.contains("canceling statement due to user request")
 }
 
 #[test]
@@ -98,7 +106,11 @@ fn two_processes_share_the_port_and_the_load() {
         return;
     }
     for build in pgbouncer_builds() {
-        eprintln!("===== PgBouncer {} ({})", build.version, build.bin.display());
+        eprintln!(
+            "===== PgBouncer {} ({})",
+            build.version,
+            build.bin.display()
+        );
         let pg = PgCluster::start(40);
         pg.create_role("app", APP_PASSWORD);
         pg.create_role("pgbadmin", ADMIN_PASSWORD);
@@ -116,20 +128,40 @@ fn two_processes_share_the_port_and_the_load() {
         let peers = build.version.as_str() >= "1.19";
         assert_eq!(ini1.lines().any(|l| l == "[peers]"), peers, "{ini1}");
         assert_eq!(ini1.contains("peer_id = 1"), peers, "{ini1}");
-        assert_eq!(plan.stdout.contains("has no [peers]"), !peers, "{}", plan.stdout);
-        assert!(plan.stdout.contains("8 connections x 2 processes = 16"), "{}", plan.stdout);
+        assert_eq!(
+            plan.stdout.contains("has no [peers]"),
+            !peers,
+            "{}",
+            plan.stdout
+        );
+        assert!(
+            plan.stdout.contains("8 connections x 2 processes = 16"),
+            "{}",
+            plan.stdout
+        );
 
         let mut bouncers = Vec::new();
         for k in 1..=2u32 {
             let log = dir.path().join(format!("pgbouncer-{k}.stderr"));
-            let b = PgBouncer::start_with(&build.bin, &etc.join(format!("pgbouncer-{k}.ini")), port, &log)
-                .unwrap_or_else(|e| panic!("process {k}: {e}"));
+            let b = PgBouncer::start_with(
+                &build.bin,
+                &etc.join(format!("pgbouncer-{k}.ini")),
+                port,
+                &log,
+            )
+            .unwrap_or_else(|e| panic!("process {k}: {e}"));
             // The port answers as soon as one process listens: wait for
             // this process's own socket too.
-            let socket = dir.path().join(format!("run/pgbouncer-{k}/.s.PGSQL.{port}"));
+            let socket = dir
+                .path()
+                .join(format!("run/pgbouncer-{k}/.s.PGSQL.{port}"));
             let deadline = Instant::now() + Duration::from_secs(5);
             while !socket.exists() {
-                assert!(Instant::now() < deadline, "process {k} made no socket:\n{}", b.log());
+                assert!(
+                    Instant::now() < deadline,
+                    "process {k} made no socket:\n{}",
+                    b.log()
+                );
                 sleep(Duration::from_millis(50));
             }
             bouncers.push(b);
@@ -138,28 +170,83 @@ fn two_processes_share_the_port_and_the_load() {
         // Many clients, each transaction on a new connection: the kernel
         // spreads the connections over both processes.
         let init = pgbench(
-            &["-i", "-s", "1", "-q", "-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "app", "qbo_mirror"],
+            &[
+                "-i",
+                "-s",
+                "1",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "app",
+                "qbo_mirror",
+            ],
             &[("PGPASSWORD", APP_PASSWORD)],
         );
-        assert!(init.status.success(), "pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
+        assert!(
+            init.status.success(),
+            "pgbench -i: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
         let run = pgbench(
-            &["-n", "-C", "-S", "-c", "20", "-j", "2", "-T", "3", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "app", "qbo_mirror"],
+            &[
+                "-n",
+                "-C",
+                "-S",
+                "-c",
+                "20",
+                "-j",
+                "2",
+                "-T",
+                "3",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "app",
+                "qbo_mirror",
+            ],
             &[("PGPASSWORD", APP_PASSWORD)],
         );
-        let said = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
-        assert!(run.status.success(), "pgbench through both processes:\n{said}");
-        let (t1, t2) = (transactions(dir.path(), port, 1), transactions(dir.path(), port, 2));
-        eprintln!("PgBouncer {}: process 1 served {t1} transactions, process 2 served {t2}", build.version);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(
+            run.status.success(),
+            "pgbench through both processes:\n{said}"
+        );
+        let (t1, t2) = (
+            transactions(dir.path(), port, 1),
+            transactions(dir.path(), port, 2),
+        );
+        eprintln!(
+            "PgBouncer {}: process 1 served {t1} transactions, process 2 served {t2}",
+            build.version
+        );
         assert!(t1 > 0 && t2 > 0, "one process served nothing: {t1} / {t2}");
         // Each process has its own pools: together at most 2 x 4 server connections.
         let backends = pg.client_backends("qbo_mirror", "app");
-        assert!(backends <= 8, "{backends} server connections for 2 processes x pool 4");
+        assert!(
+            backends <= 8,
+            "{backends} server connections for 2 processes x pool 4"
+        );
 
         if peers {
             // Peering forwards every cancel to the process that runs the query.
             let cancelled = (0..6).filter(|_| cancel_reaches_the_query(port)).count();
-            eprintln!("PgBouncer {}: {cancelled} of 6 cancel requests reached their query", build.version);
-            assert_eq!(cancelled, 6, "cancel requests got lost between the processes");
+            eprintln!(
+                "PgBouncer {}: {cancelled} of 6 cancel requests reached their query",
+                build.version
+            );
+            assert_eq!(
+                cancelled, 6,
+                "cancel requests got lost between the processes"
+            );
         } else {
             let cancelled = (0..4).filter(|_| cancel_reaches_the_query(port)).count();
             eprintln!(

@@ -57,7 +57,7 @@ fn write_files(
     owner: Option<(u32, u32)>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    for file in files {
+    for file in files.iter().filter(|f| !f.host_path.is_empty()) {
         let path = Path::new(&file.host_path);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
@@ -284,6 +284,11 @@ pub async fn apply(
     write_files(&files, owner, &mut report)?;
     make_socket_dirs(target, owner, &mut report)?;
     let effect = changes::effect(target, &before, &changes::rendered_texts(&files));
+    if target.kubernetes.is_some() {
+        report.lines.push(
+            "the Kubernetes manifests are not applied here: `poolwright render --out DIR` writes them to DIR/kubernetes/ for `kubectl apply -f`".into(),
+        );
+    }
     if report.changed {
         reload(target, &mut report);
         if matches!(effect, Effect::Restart(_) | Effect::Start) {

@@ -63,6 +63,16 @@ fn cap(sum: Option<u64>, limit: Option<i64>) -> Option<u64> {
     }
 }
 
+/// How many PgBouncers with their own pools may run at once: the
+/// processes on a host, or in Kubernetes every replica plus the surge of a
+/// rolling update.
+pub fn instances(target: &Target) -> u32 {
+    target
+        .kubernetes
+        .as_ref()
+        .map_or(target.processes, super::kubernetes::Kubernetes::max_pods)
+}
+
 /// Works out the budget of `target`.
 pub fn compute(target: &Target) -> Budget {
     // A database that lives on another server does not use this upstream's slots.
@@ -131,7 +141,7 @@ pub fn compute(target: &Target) -> Budget {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let total = per_process.map(|n| n * u64::from(target.processes));
+    let total = per_process.map(|n| n * u64::from(instances(target)));
     let available = target.upstream.max_connections.map(|max| {
         u64::from(max).saturating_sub(
             u64::from(target.upstream.superuser_reserved_connections)
@@ -141,7 +151,7 @@ pub fn compute(target: &Target) -> Budget {
     Budget {
         pools,
         per_process,
-        processes: target.processes,
+        processes: instances(target),
         total,
         available,
     }
@@ -218,12 +228,25 @@ impl Budget {
                 );
             }
         }
-        let _ = write!(
-            sum,
-            " x {} process{}",
-            self.processes,
-            if self.processes == 1 { "" } else { "es" }
-        );
+        match &target.kubernetes {
+            Some(k) => {
+                let _ = write!(
+                    sum,
+                    " x {} pods ({} replicas + {} surge)",
+                    k.max_pods(),
+                    k.replicas,
+                    k.max_surge
+                );
+            }
+            None => {
+                let _ = write!(
+                    sum,
+                    " x {} process{}",
+                    self.processes,
+                    if self.processes == 1 { "" } else { "es" }
+                );
+            }
+        }
         match self.total {
             Some(t) => {
                 let _ = write!(sum, " = {t}");
@@ -272,8 +295,22 @@ pub fn check(reader: &mut Reader<'_>, target: &Target, field: &str) {
     for line in budget.explain(target, 10) {
         d.notes.push(line);
     }
-    d.hint = Some(
+    let instances = u64::from(budget.processes);
+    let pairs = budget.pools.len() as u64;
+    let reserve = u64::try_from(target.int_setting("reserve_pool_size").unwrap_or(0)).unwrap_or(0);
+    let fitting = (available / (instances * pairs.max(1))).saturating_sub(reserve);
+    d.hint = Some(if instances > 1 && fitting > 0 {
+        let who = if target.kubernetes.is_some() {
+            "pods"
+        } else {
+            "processes"
+        };
+        format!(
+            "each of the {instances} {who} has its own pools: default_pool_size {fitting} (with reserve_pool_size {reserve}) fits; \
+             or cap the pools with max_db_connections, or raise max_connections on the server"
+        )
+    } else {
         "lower default_pool_size or reserve_pool_size, cap the pools with max_db_connections, or raise max_connections on the server"
-            .into(),
-    );
+            .into()
+    });
 }

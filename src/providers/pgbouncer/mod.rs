@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod budget;
 pub mod changes;
+pub mod kubernetes;
 pub mod names;
 pub mod processes;
 pub mod render;
@@ -120,6 +121,8 @@ pub struct Target {
     /// Where `userlist:` was written, for messages about it.
     pub userlist_span: Span,
     pub systemd: Systemd,
+    /// Also (or instead) run in Kubernetes.
+    pub kubernetes: Option<kubernetes::Kubernetes>,
     /// The effective `[pgbouncer]` section: the user's keys plus defaults.
     pub settings: Vec<Setting>,
 }
@@ -403,6 +406,17 @@ pub fn decode(
     let auth_file = auth_file_setting.unwrap_or_else(|| format!("{config_dir}/userlist.txt"));
 
     let systemd = decode_systemd(reader, &mut map, facts);
+    let kubernetes = kubernetes::decode(reader, &mut map, name, version);
+    if kubernetes.is_some() && processes > 1 {
+        reader
+            .error(
+                map.span,
+                &format!("targets.{name}.processes"),
+                "`processes` and `kubernetes` do not go together",
+            )
+            .hint =
+            Some("in Kubernetes, scale with `kubernetes.replicas` (one PgBouncer per pod)".into());
+    }
     map.finish(reader);
 
     let upstream = upstream?;
@@ -428,6 +442,10 @@ pub fn decode(
         .to_string();
     let public_host = match public_host {
         Some(h) => h,
+        None if kubernetes.is_some() => kubernetes
+            .as_ref()
+            .map(kubernetes::Kubernetes::service_host)
+            .unwrap_or_default(),
         None if !listen_addr.is_empty() && !is_wildcard(&listen_addr) => listen_addr.clone(),
         None => {
             reader.error(map_span_or(&settings, "listen_addr"), &format!("targets.{name}.public_host"), "missing `public_host`: PgBouncer listens on all addresses, so poolwright cannot tell which host apps should use")
@@ -452,6 +470,7 @@ pub fn decode(
         userlist,
         userlist_span,
         systemd,
+        kubernetes,
         settings,
     };
     check_auth(reader, &target, name);

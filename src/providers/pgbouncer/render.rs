@@ -370,7 +370,13 @@ fn render_files(
     texts.push((templates.render(unit_template, &service)?, false));
     debug_assert_eq!(host.len(), texts.len());
     let rendered_userlist = !texts[userlist_slot].0.is_empty();
-    Ok(host
+    let kubernetes = match (&target.kubernetes, rendered_userlist) {
+        (Some(k), true) => {
+            super::kubernetes::render(target, k, templates, source, &texts[userlist_slot].0)?
+        }
+        _ => Vec::new(),
+    };
+    let mut files: Vec<RenderedFile> = host
         .into_iter()
         .zip(texts)
         .enumerate()
@@ -384,5 +390,7 @@ fn render_files(
                 secret,
             },
         )
-        .collect())
+        .collect();
+    files.extend(kubernetes);
+    Ok(files)
 }
