@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::providers::ProviderTarget;
 use crate::providers::pgbouncer::changes::{self, host_texts, rendered_texts};
 use crate::providers::pgbouncer::render::render_configs;
-use crate::providers::pgbouncer::{UserlistFormat, budget, processes};
+use crate::providers::pgbouncer::{UserlistFormat, budget, processes, sizing};
 use crate::render::Templates;
 
 #[derive(Debug, Serialize)]
@@ -113,6 +113,14 @@ pub fn plan(target: &Target, templates: &Templates, source: &str) -> Result<Targ
             plan.actions.push(changes::describe(t, &effect));
             plan.budget = budget::compute(t).explain(t, 10);
             plan.notes.extend(processes::cancel_note(t));
+            let chosen = t
+                .settings
+                .iter()
+                .any(|s| s.name == "default_pool_size" && s.span.is_none());
+            if chosen {
+                let (size, why) = sizing::recommend(t);
+                plan.notes.push(format!("default_pool_size {size}: {why}"));
+            }
         }
     }
     Ok(plan)

@@ -12,6 +12,7 @@ pub mod names;
 pub mod processes;
 pub mod render;
 pub mod setting;
+pub mod sizing;
 pub mod version;
 
 use std::path::Path;
@@ -38,7 +39,6 @@ const DEFAULTS: &[(&str, &str)] = &[
     // poolwright exists for serverless apps that connect per request.
     ("pool_mode", "transaction"),
     ("max_client_conn", "1000"),
-    ("default_pool_size", "20"),
     // JDBC sends extra_float_digits at startup; PgBouncer rejects unknown
     // startup parameters unless told to ignore them.
     ("ignore_startup_parameters", "extra_float_digits"),
@@ -68,6 +68,8 @@ pub struct Upstream {
     pub port: u16,
     pub max_connections: Option<u32>,
     pub max_connections_span: Option<Span>,
+    /// The server's CPU cores, for the default pool size.
+    pub cores: Option<u32>,
     pub superuser_reserved_connections: u32,
     pub reserved_connections: u32,
 }
@@ -454,7 +456,7 @@ pub fn decode(
         }
     };
 
-    let target = Target {
+    let mut target = Target {
         name: name.to_string(),
         facts,
         version,
@@ -473,6 +475,7 @@ pub fn decode(
         kubernetes,
         settings,
     };
+    sizing::apply_default(&mut target);
     check_auth(reader, &target, name);
     budget::check(
         reader,
@@ -580,6 +583,11 @@ fn decode_upstream(reader: &mut Reader<'_>, map: &mut MapView<'_>) -> Option<Ups
             .map(|n| n as u32),
         None => Some(3),
     };
+    let cores = up.get("cores").and_then(|n| {
+        reader
+            .integer(n, &up.field("cores"), 1, 4096)
+            .map(|n| n as u32)
+    });
     let reserved_connections = match up.get("reserved_connections") {
         Some(n) => reader
             .integer(n, &up.field("reserved_connections"), 0, 262_143)
@@ -601,6 +609,7 @@ fn decode_upstream(reader: &mut Reader<'_>, map: &mut MapView<'_>) -> Option<Ups
         port: port?,
         max_connections,
         max_connections_span: max_connections_node.map(|n| n.span),
+        cores,
         superuser_reserved_connections: superuser_reserved_connections?,
         reserved_connections: reserved_connections?,
     })

@@ -1,0 +1,106 @@
+//! The pool size poolwright picks when the config gives none.
+//!
+//! A server does its best work with a few busy connections per core (the
+//! PostgreSQL wiki's rule of thumb: cores x 2 plus the disks it can keep
+//! busy); more only queue inside PostgreSQL instead of inside PgBouncer,
+//! where waiting is cheap. So with `upstream.cores` known the pool of each
+//! (database, user) pair is `2 x cores + 1`, otherwise PgBouncer's own 20;
+//! either way no larger than what lets every pool of every instance fit in
+//! the server's connection slots (`upstream.max_connections`).
+
+use super::Target;
+use super::budget::{self, instances};
+use super::setting::{Setting, SettingValue};
+
+/// PgBouncer's default_pool_size.
+const PGBOUNCER_DEFAULT: u64 = 20;
+
+/// The pool size for `target` and why, as (size, reason).
+pub fn recommend(target: &Target) -> (u64, String) {
+    let base = target
+        .upstream
+        .cores
+        .map_or(PGBOUNCER_DEFAULT, |c| 2 * u64::from(c) + 1);
+    let mut reason = match target.upstream.cores {
+        Some(c) => format!("2 x {c} cores + 1"),
+        None => "PgBouncer's default (set upstream.cores for a size that fits the server)".into(),
+    };
+    let pairs = budget::compute(target).pools.len().max(1) as u64;
+    let reserve = u64::try_from(target.int_setting("reserve_pool_size").unwrap_or(0)).unwrap_or(0);
+    let available = target.upstream.max_connections.map(|max| {
+        u64::from(max).saturating_sub(
+            u64::from(target.upstream.superuser_reserved_connections)
+                + u64::from(target.upstream.reserved_connections),
+        )
+    });
+    let mut size = base;
+    if let Some(available) = available {
+        let fit = (available / (pairs * u64::from(instances(target)))).saturating_sub(reserve);
+        if fit < size {
+            size = fit.max(1);
+            reason = format!(
+                "{available} server slots / ({pairs} pools x {} instances) - reserve {reserve}",
+                instances(target)
+            );
+        }
+    }
+    (size, reason)
+}
+
+/// Adds `default_pool_size` to `settings` when the config gives none.
+pub fn apply_default(target: &mut Target) {
+    if target.setting("default_pool_size").is_some() {
+        return;
+    }
+    let (size, _) = recommend(target);
+    target.settings.push(Setting {
+        name: "default_pool_size".into(),
+        value: SettingValue::Int(i64::try_from(size).unwrap_or(i64::MAX)),
+        span: None,
+    });
+    let facts = target.facts;
+    target
+        .settings
+        .sort_by_key(|s| facts.settings.iter().position(|spec| spec.name == s.name));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(upstream: &str, extra: &str) -> Target {
+        let yaml = format!(
+            "version: 1\ntargets:\n  t:\n    provider: pgbouncer\n    upstream: {{ host: db, {upstream} }}\n    databases: {{ a: {{}}, b: {{}} }}\n    users: {{ u: {{ password: x }} }}\n{extra}"
+        );
+        let config = crate::config::parse(std::path::Path::new("p.yaml"), yaml, &|_| None).unwrap();
+        let crate::providers::ProviderTarget::PgBouncer(t) =
+            config.targets.into_iter().next().unwrap().provider;
+        t
+    }
+
+    #[test]
+    fn cores_decide_and_the_server_caps() {
+        assert_eq!(
+            target("cores: 2", "").int_setting("default_pool_size"),
+            Some(5)
+        );
+        assert_eq!(
+            target("port: 5432", "").int_setting("default_pool_size"),
+            Some(20)
+        );
+        // 2 pools x 2 processes must fit in 40 - 3 = 37 slots with reserve 3: 9 - 3 = 6.
+        let capped = target(
+            "max_connections: 40",
+            "    processes: 2\n    pgbouncer: { reserve_pool_size: 3 }\n",
+        );
+        assert_eq!(capped.int_setting("default_pool_size"), Some(6));
+        assert!(
+            recommend(&capped)
+                .1
+                .contains("37 server slots / (2 pools x 2 instances) - reserve 3")
+        );
+        // What the file says wins.
+        let given = target("cores: 2", "    pgbouncer: { default_pool_size: 30 }\n");
+        assert_eq!(given.int_setting("default_pool_size"), Some(30));
+    }
+}
