@@ -55,6 +55,11 @@ pub enum Command {
     Env(EnvArgs),
     /// Print (or push) the URL as a secret for Modal, Kubernetes, GitHub, Docker or AWS
     Secrets(SecretsArgs),
+    /// Connect through the pooler and prove the app is pooled: login and TLS, running
+    /// config, pooling, live pool budget, driver hazards, latency; exit 1 on a failed check
+    Verify(VerifyArgs),
+    /// Every target in one table: endpoint, pool mode, reachable, server connections, last apply
+    Status,
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -64,6 +69,15 @@ pub struct TargetsArgs {
     /// Targets to include [default: all]
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
+
+    /// Read the current state from the providers' APIs (Supabase, Neon) instead of
+    /// the config and the state file; writes nothing
+    #[arg(long)]
+    pub refresh: bool,
+
+    /// Base URL of the provider API to call with --refresh
+    #[arg(long, value_name = "URL", requires = "refresh")]
+    pub api_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +100,11 @@ pub struct ApplyArgs {
     /// Targets to apply [default: all]
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
+
+    /// Base URL of the provider API to call (Supabase, Neon), e.g. a mock or a
+    /// self-hosted console [default: SUPABASE_API_URL / NEON_API_URL, else the public API]
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
 
     /// Directory of templates that replace the built-in ones
     #[arg(long, value_name = "DIR")]
@@ -177,6 +196,29 @@ pub struct SecretsArgs {
     /// Run the command instead of printing it (modal, github: the CLI must be installed)
     #[arg(long)]
     pub apply: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The target to verify (its passwords must be set: verify logs in)
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+
+    /// The app's driver: its hazards behind this pooler (named prepared statements,
+    /// session state) are checked, and fail the run where they would break the app
+    #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
+    pub driver: Option<String>,
+
+    /// Short connections to open one after another through the pooler, to prove they
+    /// share server connections
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub connections: u32,
+
+    /// Queries per URL (pooled, then direct) for the latency median and p99
+    #[arg(long, value_name = "N", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub samples: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -77,6 +77,9 @@ pub struct Driver {
     pub style: Style,
     /// The URL parameter that asks for TLS (`sslmode` in libpq's dialect).
     pub tls_param: &'static str,
+    /// The driver hands the URL to libpq, so libpq-only parameters
+    /// (`channel_binding`) are understood.
+    pub libpq: bool,
     /// URL parameters the driver reads itself, and when to add them.
     pub params: &'static [(When, &'static str, &'static str)],
     /// The variable a separate, unpooled URL goes in (migrations), if the
@@ -92,6 +95,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: true,
         params: &[],
         direct_url_key: None,
     },
@@ -101,6 +105,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: true,
         params: &[],
         direct_url_key: None,
     },
@@ -110,6 +115,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: true,
         params: &[],
         direct_url_key: None,
     },
@@ -121,6 +127,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql+psycopg2",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: true,
         params: &[],
         direct_url_key: None,
     },
@@ -130,6 +137,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql+psycopg",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: true,
         params: &[],
         direct_url_key: None,
     },
@@ -139,6 +147,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: false,
         params: &[],
         direct_url_key: None,
     },
@@ -149,6 +158,7 @@ pub const DRIVERS: &[Driver] = &[
         style: Style::Uri,
         // SQLAlchemy's asyncpg dialect reads `ssl`, not `sslmode`.
         tls_param: "ssl",
+        libpq: false,
         params: &[],
         direct_url_key: None,
     },
@@ -158,6 +168,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: false,
         params: &[
             // Prisma's own switch for poolers without prepared statements;
             // harmful where the pooler tracks them (PGBOUNCER_n "does not exist").
@@ -173,6 +184,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: false,
         params: &[],
         direct_url_key: None,
     },
@@ -182,6 +194,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: false,
         params: &[],
         direct_url_key: None,
     },
@@ -191,6 +204,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "jdbc:postgresql",
         style: Style::Jdbc,
         tls_param: "sslmode",
+        libpq: false,
         // 0 turns server-side prepared statements off.
         params: &[(When::NoPreparedStatements, "prepareThreshold", "0")],
         direct_url_key: None,
@@ -201,6 +215,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: false,
         // `exec` uses the unnamed statement: nothing is left on the server.
         params: &[(
             When::NoPreparedStatements,
@@ -215,6 +230,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: true,
         params: &[],
         direct_url_key: None,
     },
@@ -224,6 +240,7 @@ pub const DRIVERS: &[Driver] = &[
         scheme: "postgresql",
         style: Style::Uri,
         tls_param: "sslmode",
+        libpq: true,
         params: &[],
         direct_url_key: None,
     },
@@ -258,6 +275,9 @@ impl Driver {
             if key == "sslmode" {
                 *key = self.tls_param.to_string();
             }
+        }
+        if !self.libpq {
+            url.libpq_only.clear();
         }
         for (k, v) in self.params_for(pooler) {
             url = url.with_param(k, v);

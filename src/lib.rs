@@ -7,6 +7,7 @@
 //! ([`render`], tera templates) and applies; [`url`] builds the URLs apps
 //! use. Only `apply` touches the world.
 
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -21,8 +22,10 @@ pub mod providers;
 pub mod render;
 pub mod scram;
 pub mod scram_probe;
+pub mod state;
 pub mod url;
 pub mod userlist;
+pub mod verify;
 
 use std::io::Write as _;
 

@@ -122,6 +122,39 @@ pub fn plan(target: &Target, templates: &Templates, source: &str) -> Result<Targ
                 plan.notes.push(format!("default_pool_size {size}: {why}"));
             }
         }
+        ProviderTarget::Supabase(t) => {
+            match &t.pooler_host {
+                Some((host, source)) => plan.notes.push(format!("pooler host {host} ({})", source.describe())),
+                None => plan.notes.push(
+                    "pooler host unknown: `poolwright apply` reads it from the Management API (SUPABASE_ACCESS_TOKEN), \
+                     or set `pooler_host`"
+                        .into(),
+                ),
+            }
+            plan.actions.push(format!(
+                "read the pooler host of project {} from the Supabase Management API",
+                t.project_ref
+            ));
+        }
+        ProviderTarget::Neon(t) => {
+            match &t.hosts {
+                Some((pooled, _, source)) => plan.notes.push(format!("pooled host {pooled} ({})", source.describe())),
+                None => plan.notes.push(
+                    "hosts unknown: `poolwright apply` reads them from the Neon API (NEON_API_KEY), or set `endpoint` and `region`"
+                        .into(),
+                ),
+            }
+            plan.actions.push(format!(
+                "read the endpoint's hosts of project {} from the Neon API",
+                t.project_id
+            ));
+        }
+        ProviderTarget::Managed(t) => {
+            plan.notes.push(format!(
+                "{}; the URL follows from the config ({})",
+                t.manifest.summary, t.manifest.docs
+            ));
+        }
     }
     Ok(plan)
 }

@@ -33,6 +33,9 @@ pub struct PgUrl {
     pub port: u16,
     pub database: String,
     pub params: Vec<(String, String)>,
+    /// Parameters only libpq-based drivers understand (other drivers drop
+    /// them: some reject unknown parameters, asyncpg sends them to the server).
+    pub libpq_only: Vec<(String, String)>,
 }
 
 fn encode(s: &str) -> String {
@@ -50,6 +53,7 @@ impl PgUrl {
             port,
             database: database.into(),
             params: Vec::new(),
+            libpq_only: Vec::new(),
         }
     }
 
@@ -95,7 +99,12 @@ impl PgUrl {
         }
         out.push_str(&self.host_part());
         out.push_str(&format!(":{}/{}", self.port, encode(&self.database)));
-        params.extend(self.params.iter().map(|(k, v)| (encode(k), encode(v))));
+        params.extend(
+            self.params
+                .iter()
+                .chain(&self.libpq_only)
+                .map(|(k, v)| (encode(k), encode(v))),
+        );
         for (i, (k, v)) in params.iter().enumerate() {
             out.push(if i == 0 { '?' } else { '&' });
             out.push_str(k);

@@ -1,12 +1,68 @@
 //! `poolwright apply`: make each target so (the only command with effects).
+//!
+//! A self-hosted PgBouncer gets its files, verifiers and a reload. Supabase
+//! and Neon targets are read from the providers' APIs (with their tokens),
+//! and what is learned (host names, never secrets) goes to the state file
+//! beside poolwright.yaml so `url` works offline afterwards.
 
 use super::load;
+use crate::api::Api;
 use crate::cli::{ApplyArgs, Cli};
+use crate::config::Config;
 use crate::context::Context;
 use crate::error::Error;
-use crate::providers::ProviderTarget;
-use crate::providers::pgbouncer;
+use crate::providers::{ProviderTarget, neon, pgbouncer, supabase};
 use crate::render::Templates;
+use crate::state::State;
+
+/// The API client for a provider: base URL from --api-url, else the
+/// provider's environment override, else its public address.
+pub fn api_for(
+    ctx: &Context,
+    api_url: Option<&str>,
+    name: &'static str,
+    default: &str,
+    url_var: &str,
+    token_var: &'static str,
+) -> Result<Api, Error> {
+    let token = (ctx.env)(token_var)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Error::message(format!(
+                "{token_var} is not set, so poolwright cannot ask {name}"
+            ))
+            .with_hint(format!(
+                "export {token_var}=<your token>, or give the values in poolwright.yaml"
+            ))
+        })?;
+    let base = api_url
+        .map(str::to_string)
+        .or_else(|| (ctx.env)(url_var))
+        .unwrap_or_else(|| default.to_string());
+    Ok(Api::new(name, &base, token_var, token))
+}
+
+pub fn supabase_api(ctx: &Context, api_url: Option<&str>) -> Result<Api, Error> {
+    api_for(
+        ctx,
+        api_url,
+        "the Supabase Management API",
+        supabase::API_URL,
+        supabase::API_URL_VAR,
+        supabase::TOKEN_VAR,
+    )
+}
+
+pub fn neon_api(ctx: &Context, api_url: Option<&str>) -> Result<Api, Error> {
+    api_for(
+        ctx,
+        api_url,
+        "the Neon API",
+        neon::API_URL,
+        neon::API_URL_VAR,
+        neon::TOKEN_VAR,
+    )
+}
 
 pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> {
     let config = load(cli, ctx)?;
@@ -16,26 +72,70 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
         .enable_all()
         .build()
         .map_err(|e| Error::message(format!("cannot start the async runtime: {e}")))?;
+    let mut state = State::load(&config_file(&config, ctx))?;
     for target in targets {
         eprintln!("target {} ({})", target.name, target.provider.describe());
-        let ProviderTarget::PgBouncer(t) = &target.provider;
-        let report = runtime
-            .block_on(pgbouncer::apply::apply(
-                t,
-                &templates,
-                &config.source_name(),
-                &mut *ctx.salt,
-            ))
-            .map_err(|e| match e {
-                Error::Config(d) => config.error(d.items),
-                other => other,
-            })?;
-        for line in report.lines {
-            eprintln!("  {line}");
-        }
-        if let Some(url) = target.provider.pooled_url() {
+        let url = match &target.provider {
+            ProviderTarget::PgBouncer(t) => {
+                let report = runtime
+                    .block_on(pgbouncer::apply::apply(
+                        t,
+                        &templates,
+                        &config.source_name(),
+                        &mut *ctx.salt,
+                    ))
+                    .map_err(|e| match e {
+                        Error::Config(d) => config.error(d.items),
+                        other => other,
+                    })?;
+                for line in report.lines {
+                    eprintln!("  {line}");
+                }
+                target.provider.pooled_url()
+            }
+            ProviderTarget::Supabase(t) => {
+                let api = supabase_api(ctx, args.api_url.as_deref())?;
+                let host = runtime.block_on(t.fetch_pooler_host(&api))?;
+                eprintln!(
+                    "  pooler host of project {}: {host} (from {})",
+                    t.project_ref, api.name
+                );
+                state.set(&target.name, "pooler_host", &host);
+                let mut learned = t.clone();
+                learned.pooler_host = Some((host, crate::providers::Source::Api));
+                learned.pooled_url()
+            }
+            ProviderTarget::Neon(t) => {
+                let api = neon_api(ctx, args.api_url.as_deref())?;
+                let (pooled, direct) = runtime.block_on(t.fetch_hosts(&api))?;
+                eprintln!(
+                    "  pooled host {pooled}, direct host {direct} (from {})",
+                    api.name
+                );
+                state.set(&target.name, "pooled_host", &pooled);
+                state.set(&target.name, "direct_host", &direct);
+                let mut learned = t.clone();
+                learned.hosts = Some((pooled, direct, crate::providers::Source::Api));
+                learned.pooled_url()
+            }
+            ProviderTarget::Managed(_) => {
+                eprintln!("  nothing to apply: the URL follows from poolwright.yaml");
+                target.provider.pooled_url()
+            }
+        };
+        if let Some(url) = url {
             println!("{}: {}", target.name, url.masked());
         }
     }
+    state.save(&config_file(&config, ctx))?;
     Ok(())
+}
+
+/// The config file's path on disk (the state file lives beside it).
+fn config_file(config: &Config, ctx: &Context) -> std::path::PathBuf {
+    if config.path.is_relative() {
+        ctx.cwd.join(&config.path)
+    } else {
+        config.path.clone()
+    }
 }

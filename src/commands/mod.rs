@@ -1,13 +1,15 @@
 //! One file per subcommand: glue between the command line, the config and
 //! the library. Results go to stdout, messages to stderr.
 
-mod apply;
+pub(crate) mod apply;
 mod env;
 mod plan;
 mod render;
 mod secrets;
+mod status;
 mod url;
 mod validate;
+mod verify;
 
 use clap::CommandFactory as _;
 
@@ -26,6 +28,8 @@ pub fn run(cli: &Cli, ctx: &mut Context) -> Result<(), Error> {
         Command::Url(args) => url::run(cli, ctx, args),
         Command::Env(args) => env::run(cli, ctx, args),
         Command::Secrets(args) => secrets::run(cli, ctx, args),
+        Command::Verify(args) => verify::run(cli, ctx, args),
+        Command::Status => status::run(cli, ctx),
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,

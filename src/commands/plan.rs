@@ -9,6 +9,7 @@ use crate::drivers;
 use crate::envfile::owned;
 use crate::error::Error;
 use crate::plan::{OutputStatus, TargetPlan, plan};
+use crate::providers::{ProviderTarget, Source};
 use crate::render::Templates;
 use crate::url::mask_in_text;
 
@@ -21,7 +22,17 @@ pub fn run(cli: &Cli, ctx: &Context, args: &TargetsArgs) -> Result<(), Error> {
         .map_or_else(|| ".env".into(), |d| d.join(".env"));
     let env_text = std::fs::read_to_string(ctx.cwd.join(&env_file)).unwrap_or_default();
     let mut plans = Vec::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::message(format!("cannot start the async runtime: {e}")))?;
     for target in config.select(&args.targets)? {
+        let refreshed = if args.refresh {
+            Some(refresh(ctx, target, args.api_url.as_deref(), &runtime)?)
+        } else {
+            None
+        };
+        let target = refreshed.as_ref().unwrap_or(target);
         let mut p = plan(target, &templates, &config.source_name())?;
         p.outputs = env_status(
             target,
@@ -40,6 +51,30 @@ pub fn run(cli: &Cli, ctx: &Context, args: &TargetsArgs) -> Result<(), Error> {
         Format::Markdown => print!("{}", markdown(&plans)),
     }
     Ok(())
+}
+
+/// `target` as the provider's API describes it now (Supabase, Neon); others as they are.
+fn refresh(
+    ctx: &Context,
+    target: &Target,
+    api_url: Option<&str>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Target, Error> {
+    let mut fresh = target.clone();
+    match &mut fresh.provider {
+        ProviderTarget::Supabase(t) => {
+            let api = super::apply::supabase_api(ctx, api_url)?;
+            let host = runtime.block_on(t.fetch_pooler_host(&api))?;
+            t.pooler_host = Some((host, Source::Api));
+        }
+        ProviderTarget::Neon(t) => {
+            let api = super::apply::neon_api(ctx, api_url)?;
+            let (pooled, direct) = runtime.block_on(t.fetch_hosts(&api))?;
+            t.hosts = Some((pooled, direct, Source::Api));
+        }
+        ProviderTarget::PgBouncer(_) | ProviderTarget::Managed(_) => {}
+    }
+    Ok(fresh)
 }
 
 /// The `.env` entries poolwright wrote for `target`, each current or stale.

@@ -12,7 +12,6 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::files::{Written, write_if_changed};
 use crate::plan::KNOWN_AFTER_APPLY;
-use crate::providers::ProviderTarget;
 use crate::providers::pgbouncer::render::{RenderedFile, render};
 use crate::render::Templates;
 
@@ -41,16 +40,26 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &RenderArgs) -> Result<(), Error>
     } else {
         args.out.clone()
     };
-    let several = targets.len() > 1;
+    // Only self-hosted targets have files; the others are listed with their URLs.
+    let with_files: Vec<_> = targets
+        .iter()
+        .filter_map(|t| t.provider.pgbouncer().map(|p| (*t, p)))
+        .collect();
+    if with_files.is_empty() {
+        return Err(Error::message(
+            "none of these targets has files to render (only self-hosted PgBouncer targets do)",
+        )
+        .with_hint("`poolwright url TARGET` prints a managed pooler's URL"));
+    }
+    let several = with_files.len() > 1;
     let mut outputs = Vec::new();
     let mut missing = Vec::new();
-    for target in &targets {
+    for (target, t) in &with_files {
         let (dir, shown) = if several {
             (out.join(&target.name), args.out.join(&target.name))
         } else {
             (out.clone(), args.out.clone())
         };
-        let ProviderTarget::PgBouncer(t) = &target.provider;
         let existing = existing_userlist(&dir, &t.auth_file);
         match render(
             t,

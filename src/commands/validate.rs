@@ -6,7 +6,6 @@ use super::load;
 use crate::cli::{Cli, Format};
 use crate::context::Context;
 use crate::error::Error;
-use crate::providers::ProviderTarget;
 use crate::providers::pgbouncer::budget;
 
 pub fn run(cli: &Cli, ctx: &Context) -> Result<(), Error> {
@@ -22,9 +21,8 @@ pub fn run(cli: &Cli, ctx: &Context) -> Result<(), Error> {
     // but say which commands will need them.
     let mut unset = Vec::new();
     for target in &config.targets {
-        let ProviderTarget::PgBouncer(t) = &target.provider;
-        for user in &t.users {
-            if let Err(d) = user.password.expose() {
+        for secret in target.provider.secrets() {
+            if let Err(d) = secret.expose() {
                 unset.push(format!("{}: {}", d.field, d.message));
             }
         }
@@ -49,14 +47,17 @@ pub fn run(cli: &Cli, ctx: &Context) -> Result<(), Error> {
                 if n == 1 { "" } else { "s" }
             );
             for target in &config.targets {
-                let ProviderTarget::PgBouncer(t) = &target.provider;
-                let b = budget::compute(t);
-                let pools = b.explain(t, 0).pop().unwrap_or_default();
-                println!(
-                    "  {}: {} ({pools})",
-                    target.name,
-                    target.provider.describe()
-                );
+                match target.provider.pgbouncer() {
+                    Some(t) => {
+                        let pools = budget::compute(t).explain(t, 0).pop().unwrap_or_default();
+                        println!(
+                            "  {}: {} ({pools})",
+                            target.name,
+                            target.provider.describe()
+                        );
+                    }
+                    None => println!("  {}: {}", target.name, target.provider.describe()),
+                }
             }
             for line in &unset {
                 eprintln!("note: {line}; render, apply and url --show-password will need it");

@@ -11,7 +11,9 @@ use self::reader::{EnvLookup, Reader};
 use self::yaml::Value;
 use crate::diagnostic::{Diagnostic, Diagnostics, Span};
 use crate::error::Error;
+use crate::providers::manifest::Registry;
 use crate::providers::{self, ProviderTarget};
+use crate::state::State;
 
 /// The file name poolwright looks for.
 pub const FILE_NAME: &str = "poolwright.yaml";
@@ -27,7 +29,7 @@ pub struct Config {
     pub targets: Vec<Target>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Target {
     pub name: String,
     pub span: Span,
@@ -142,11 +144,37 @@ pub fn load(path: &Path, shown_as: &Path, env: EnvLookup<'_>) -> Result<Config, 
             }));
         }
     };
-    parse(shown_as, source, env)
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let context = LoadContext {
+        registry: Registry::with_user_dir(&dir.join("providers"))?,
+        state: State::load(path)?,
+    };
+    parse_with(shown_as, source, env, &context)
+}
+
+/// What decoding a config may draw on besides the file: the provider
+/// manifests (built in, and the user's own) and what `apply` learned.
+pub struct LoadContext {
+    pub registry: Registry,
+    pub state: State,
 }
 
 /// Checks config text (the contents of `path`).
 pub fn parse(path: &Path, source: String, env: EnvLookup<'_>) -> Result<Config, Error> {
+    let context = LoadContext {
+        registry: Registry::builtin(),
+        state: State::default(),
+    };
+    parse_with(path, source, env, &context)
+}
+
+/// Checks config text with the given manifests and state.
+pub fn parse_with(
+    path: &Path,
+    source: String,
+    env: EnvLookup<'_>,
+    context: &LoadContext,
+) -> Result<Config, Error> {
     let fail = |items: Vec<Diagnostic>, source: String| {
         Error::Config(Diagnostics {
             source: Some(source),
@@ -158,7 +186,7 @@ pub fn parse(path: &Path, source: String, env: EnvLookup<'_>) -> Result<Config, 
         Err(items) => return Err(fail(items, source)),
     };
     let mut reader = Reader::new(path, env);
-    let targets = read_root(&mut reader, &root);
+    let targets = read_root(&mut reader, &root, context);
     if !reader.ok() {
         return Err(fail(reader.problems, source));
     }
@@ -169,7 +197,7 @@ pub fn parse(path: &Path, source: String, env: EnvLookup<'_>) -> Result<Config, 
     })
 }
 
-fn read_root(reader: &mut Reader<'_>, root: &yaml::Node) -> Vec<Target> {
+fn read_root(reader: &mut Reader<'_>, root: &yaml::Node, context: &LoadContext) -> Vec<Target> {
     if root.value == Value::Null {
         reader.error(root.span, "", "the file is empty").hint = Some(
             "start with `version: 1` and a `targets:` mapping, or run `poolwright init`".into(),
@@ -216,7 +244,7 @@ fn read_root(reader: &mut Reader<'_>, root: &yaml::Node) -> Vec<Target> {
                     ));
                 continue;
             }
-            if let Some(provider) = providers::decode(reader, &key.name, value, &field) {
+            if let Some(provider) = providers::decode(reader, context, &key.name, value, &field) {
                 targets.push(Target {
                     name: key.name.clone(),
                     span: key.span,

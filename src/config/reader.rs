@@ -346,13 +346,13 @@ pub struct MapView<'n> {
     pub span: Span,
     entries: &'n [(Key, Node)],
     pub field: String,
-    known: Vec<&'static str>,
+    known: Vec<String>,
 }
 
 impl<'n> MapView<'n> {
     /// The node under `key`, if present; marks `key` as known.
-    pub fn get(&mut self, key: &'static str) -> Option<&'n Node> {
-        self.known.push(key);
+    pub fn get(&mut self, key: &str) -> Option<&'n Node> {
+        self.known.push(key.to_string());
         self.entries
             .iter()
             .find(|(k, _)| k.name == key)
@@ -376,20 +376,26 @@ impl<'n> MapView<'n> {
     /// Reports every key that no getter asked for.
     pub fn finish(self, reader: &mut Reader<'_>) {
         for (key, _) in self.entries {
-            if self.known.contains(&key.name.as_str()) {
+            if self.known.contains(&key.name) {
                 continue;
             }
             let field = self.field(&key.name);
             let d = reader.error(key.span, &field, format!("unknown key `{}`", key.name));
-            d.hint = Some(match did_you_mean(&key.name, self.known.iter().copied()) {
-                Some(m) => format!("did you mean `{m}`?"),
-                None => format!("known keys here: {}", self.known.join(", ")),
-            });
+            d.hint = Some(
+                match did_you_mean(&key.name, self.known.iter().map(String::as_str)) {
+                    Some(m) => format!("did you mean `{m}`?"),
+                    None => {
+                        let mut known: Vec<&str> = self.known.iter().map(String::as_str).collect();
+                        known.dedup();
+                        format!("known keys here: {}", known.join(", "))
+                    }
+                },
+            );
         }
     }
 
     /// Like `get`, but records an error when the key is missing.
-    pub fn require(&mut self, key: &'static str, reader: &mut Reader<'_>) -> Option<&'n Node> {
+    pub fn require(&mut self, key: &str, reader: &mut Reader<'_>) -> Option<&'n Node> {
         let node = self.get(key);
         if node.is_none() {
             let field = self.field(key);

@@ -11,13 +11,27 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
+use super::managed::ManagedFacts;
 use super::pgbouncer::version::Version;
+use crate::error::Error;
+
+/// Embeds manifests by their file name under providers/.
+macro_rules! embed {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../providers/", $name)))),*]
+    };
+}
 
 /// The manifests built into poolwright: (file name, contents).
-const BUILTIN: &[(&str, &str)] = &[(
+const BUILTIN: &[(&str, &str)] = embed!(
     "pgbouncer.toml",
-    include_str!("../../providers/pgbouncer.toml"),
-)];
+    "supabase.toml",
+    "neon.toml",
+    "azure-flexible.toml",
+    "digitalocean.toml",
+    "crunchy-bridge.toml",
+    "cloud-sql.toml",
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,12 +46,20 @@ pub struct Manifest {
     pub module: Module,
     pub connection: Connection,
     pub pgbouncer: Option<PgBouncerFacts>,
+    pub managed: Option<ManagedFacts>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Module {
     #[serde(rename = "pgbouncer")]
     PgBouncer,
+    #[serde(rename = "supabase")]
+    Supabase,
+    #[serde(rename = "neon")]
+    Neon,
+    /// No Rust of its own: the `[managed]` section says it all.
+    #[serde(rename = "managed")]
+    Managed,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +154,14 @@ impl Manifest {
                     .ok_or("module `pgbouncer` needs a [pgbouncer] section")?;
                 facts.check()
             }
+            Module::Managed => {
+                let facts = self
+                    .managed
+                    .as_ref()
+                    .ok_or("module `managed` needs a [managed] section")?;
+                facts.check()
+            }
+            Module::Supabase | Module::Neon => Ok(()),
         }
     }
 }
@@ -229,6 +259,72 @@ pub fn builtin() -> &'static [Manifest] {
 /// The built-in manifest called `name`.
 pub fn find(name: &str) -> Option<&'static Manifest> {
     builtin().iter().find(|m| m.name == name)
+}
+
+/// The manifests a config can use: the built-in ones and the user's own
+/// from `providers/*.toml` beside poolwright.yaml.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub manifests: Vec<&'static Manifest>,
+}
+
+impl Registry {
+    pub fn builtin() -> Registry {
+        Registry {
+            manifests: builtin().iter().collect(),
+        }
+    }
+
+    /// The built-in manifests plus every `*.toml` in `dir` (if it exists).
+    /// A user's manifest is data only (`module = "managed"`) and may not
+    /// take a built-in provider's name.
+    pub fn with_user_dir(dir: &std::path::Path) -> Result<Registry, Error> {
+        let mut registry = Registry::builtin();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(registry);
+        };
+        let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        paths.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+            let shown = path.display().to_string();
+            let manifest = parse(&shown, &text).map_err(|e| {
+                Error::message(format!("provider manifest {e}")).with_hint(
+                    "see the built-in manifests in poolwright's providers/ for the format",
+                )
+            })?;
+            if manifest.module != Module::Managed {
+                return Err(Error::message(format!(
+                    "{shown}: a provider manifest of your own must be `module = \"managed\"`"
+                )));
+            }
+            if registry.find(&manifest.name).is_some() {
+                return Err(Error::message(format!(
+                    "{shown}: provider `{}` exists already; give yours another name",
+                    manifest.name
+                )));
+            }
+            let expected = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            if expected.as_deref() != Some(manifest.name.as_str()) {
+                return Err(Error::message(format!(
+                    "{shown}: the file name must be `{}.toml`",
+                    manifest.name
+                )));
+            }
+            // Lives as long as the process, like the built-in ones.
+            registry.manifests.push(Box::leak(Box::new(manifest)));
+        }
+        Ok(registry)
+    }
+
+    pub fn find(&self, name: &str) -> Option<&'static Manifest> {
+        self.manifests.iter().copied().find(|m| m.name == name)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.manifests.iter().map(|m| m.name.as_str()).collect()
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,20 @@
 //! The provider plugins: manifests (facts) plus a Rust module (behaviour).
 //!
-//! `provider: NAME` in a target picks the manifest called NAME; the
-//! manifest's `module` picks the Rust code that reads the target's settings
-//! and renders, plans and applies it. [`ProviderTarget`] is the registry:
-//! one variant per module, so adding a module makes the compiler list every
-//! place that must learn about it.
+//! `provider: NAME` in a target picks the manifest called NAME (built in, or
+//! the user's own in `providers/` beside poolwright.yaml); the manifest's
+//! `module` picks the Rust code that reads the target's settings and
+//! renders, plans and applies it. [`ProviderTarget`] is the registry of
+//! modules: one variant each, so adding a module makes the compiler list
+//! every place that must learn about it.
 
+pub mod managed;
 pub mod manifest;
+pub mod neon;
 pub mod pgbouncer;
+pub mod supabase;
 
-use crate::config::reader::Reader;
+use crate::config::LoadContext;
+use crate::config::reader::{MapView, Reader};
 use crate::config::yaml::Node;
 use crate::diagnostic::did_you_mean;
 use crate::drivers::PoolerTraits;
@@ -17,17 +22,43 @@ use crate::url::PgUrl;
 
 use self::manifest::{Manifest, Module};
 
+/// Where a value came from, for `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Config,
+    State,
+    Api,
+}
+
+impl Source {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Source::Config => "from poolwright.yaml",
+            Source::State => "learned by the last apply (.poolwright-state.json)",
+            Source::Api => "from the API",
+        }
+    }
+}
+
 /// A target's provider with its validated settings.
-#[derive(Debug)]
+// A config holds a handful of targets: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
 pub enum ProviderTarget {
     PgBouncer(pgbouncer::Target),
+    Supabase(supabase::Target),
+    Neon(neon::Target),
+    Managed(managed::Target),
 }
 
 impl ProviderTarget {
     /// The manifest name, as written after `provider:`.
-    pub fn provider_name(&self) -> &'static str {
+    pub fn provider_name(&self) -> &str {
         match self {
             ProviderTarget::PgBouncer(_) => "pgbouncer",
+            ProviderTarget::Supabase(_) => "supabase",
+            ProviderTarget::Neon(_) => "neon",
+            ProviderTarget::Managed(t) => &t.manifest.name,
         }
     }
 
@@ -35,6 +66,9 @@ impl ProviderTarget {
     pub fn describe(&self) -> String {
         match self {
             ProviderTarget::PgBouncer(t) => format!("self-hosted PgBouncer {}", t.version),
+            ProviderTarget::Supabase(t) => format!("Supabase Supavisor, {} mode", t.pool_mode),
+            ProviderTarget::Neon(_) => "Neon pooler".into(),
+            ProviderTarget::Managed(t) => t.manifest.title.clone(),
         }
     }
 
@@ -42,6 +76,9 @@ impl ProviderTarget {
     pub fn pooled_url(&self) -> Option<PgUrl> {
         match self {
             ProviderTarget::PgBouncer(t) => Some(t.pooled_url()),
+            ProviderTarget::Supabase(t) => t.pooled_url(),
+            ProviderTarget::Neon(t) => t.pooled_url(),
+            ProviderTarget::Managed(t) => Some(t.pooled_url()),
         }
     }
 
@@ -49,6 +86,9 @@ impl ProviderTarget {
     pub fn pooler_traits(&self) -> PoolerTraits {
         match self {
             ProviderTarget::PgBouncer(t) => t.pooler_traits(),
+            ProviderTarget::Supabase(t) => t.pooler_traits(),
+            ProviderTarget::Neon(t) => t.pooler_traits(),
+            ProviderTarget::Managed(t) => t.pooler_traits(),
         }
     }
 
@@ -56,6 +96,27 @@ impl ProviderTarget {
     pub fn direct_url(&self) -> Option<PgUrl> {
         match self {
             ProviderTarget::PgBouncer(t) => Some(t.direct_url()),
+            ProviderTarget::Supabase(t) => t.direct_url(),
+            ProviderTarget::Neon(t) => t.direct_url(),
+            ProviderTarget::Managed(t) => Some(t.direct_url()),
+        }
+    }
+
+    /// Every password the target reads, for commands that report unset ones.
+    pub fn secrets(&self) -> Vec<&crate::config::reader::Secret> {
+        match self {
+            ProviderTarget::PgBouncer(t) => t.users.iter().map(|u| &u.password).collect(),
+            ProviderTarget::Supabase(t) => vec![&t.password],
+            ProviderTarget::Neon(t) => vec![&t.password],
+            ProviderTarget::Managed(t) => vec![&t.password],
+        }
+    }
+
+    /// The self-hosted PgBouncer, for commands that only apply to it.
+    pub fn pgbouncer(&self) -> Option<&pgbouncer::Target> {
+        match self {
+            ProviderTarget::PgBouncer(t) => Some(t),
+            _ => None,
         }
     }
 }
@@ -63,6 +124,7 @@ impl ProviderTarget {
 /// Reads one target: its `provider`, then the provider's own settings.
 pub fn decode(
     reader: &mut Reader<'_>,
+    context: &LoadContext,
     name: &str,
     node: &Node,
     field: &str,
@@ -71,11 +133,8 @@ pub fn decode(
     let provider_node = map.require("provider", reader)?;
     let provider_field = map.field("provider");
     let provider = reader.string(provider_node, &provider_field)?;
-    let Some(manifest) = manifest::find(&provider) else {
-        let names: Vec<&str> = manifest::builtin()
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect();
+    let Some(manifest) = context.registry.find(&provider) else {
+        let names = context.registry.names();
         let d = reader.error(
             provider_node.span,
             &provider_field,
@@ -87,18 +146,29 @@ pub fn decode(
         });
         return None;
     };
-    decode_with(reader, manifest, name, map)
+    decode_with(reader, context, manifest, name, map)
 }
 
 fn decode_with(
     reader: &mut Reader<'_>,
+    context: &LoadContext,
     manifest: &'static Manifest,
     name: &str,
-    map: crate::config::reader::MapView<'_>,
+    map: MapView<'_>,
 ) -> Option<ProviderTarget> {
+    let learned = |key: &str| context.state.get(name, key);
     match manifest.module {
         Module::PgBouncer => {
             pgbouncer::decode(reader, manifest, name, map).map(ProviderTarget::PgBouncer)
+        }
+        Module::Supabase => supabase::decode(reader, name, map, learned("pooler_host"))
+            .map(ProviderTarget::Supabase),
+        Module::Neon => {
+            let hosts = learned("pooled_host").zip(learned("direct_host"));
+            neon::decode(reader, name, map, hosts).map(ProviderTarget::Neon)
+        }
+        Module::Managed => {
+            managed::decode(reader, manifest, name, map).map(ProviderTarget::Managed)
         }
     }
 }

@@ -19,14 +19,14 @@ use crate::support::{self, Run, servers::*};
 
 /// The app's password: `@ : / # % ? &` would each break a naively built URL,
 /// and `"` must be doubled in userlist.txt.
-const APP_PASSWORD: &str = "p@ss:w/rd#%?&\"x";
+pub(crate) const APP_PASSWORD: &str = "p@ss:w/rd#%?&\"x";
 /// APP_PASSWORD as libpq wants it in a URL (all but unreserved characters escaped).
 const APP_PASSWORD_ENCODED: &str = "p%40ss%3Aw%2Frd%23%25%3F%26%22x";
 /// The admin console user's password; URL-safe so the test can build its URL.
-const ADMIN_PASSWORD: &str = "admin-Secret_42";
+pub(crate) const ADMIN_PASSWORD: &str = "admin-Secret_42";
 
 /// The variables the test configs interpolate.
-const ENV: &[(&str, &str)] = &[
+pub(crate) const ENV: &[(&str, &str)] = &[
     ("APP_PASSWORD", APP_PASSWORD),
     ("ADMIN_PASSWORD", ADMIN_PASSWORD),
 ];
@@ -38,9 +38,9 @@ const POOL_CAP: u32 = 10 + 2;
 pub(crate) struct Spec {
     /// Scratch root: config_dir is `etc/`, the unit goes to `units/`, and
     /// PgBouncer's pidfile, socket and log go to `run/`.
-    dir: PathBuf,
-    pg_port: u16,
-    pool_port: u16,
+    pub(crate) dir: PathBuf,
+    pub(crate) pg_port: u16,
+    pub(crate) pool_port: u16,
     /// The PgBouncer under test: its `major.minor` goes into `version:`.
     version: String,
     bin: PathBuf,
@@ -48,9 +48,9 @@ pub(crate) struct Spec {
     userlist: &'static str,
     pub(crate) default_pool_size: u32,
     /// Adds the `pgbadmin` user and makes it an admin_users entry.
-    admin: bool,
+    pub(crate) admin: bool,
     /// More `[pgbouncer]` lines, each indented by six spaces.
-    extra: &'static str,
+    pub(crate) extra: &'static str,
 }
 
 impl Spec {
@@ -72,7 +72,7 @@ impl Spec {
         self.dir.join("poolwright.yaml")
     }
 
-    fn etc(&self, file: &str) -> PathBuf {
+    pub(crate) fn etc(&self, file: &str) -> PathBuf {
         self.dir.join("etc").join(file)
     }
 
@@ -259,7 +259,7 @@ fn uid_of(user: Option<&str>) -> u32 {
 
 /// Runs `test` once per PgBouncer build (1.18 and 1.24), each with its own
 /// servers, naming the version in the output.
-fn for_each_pgbouncer(test: fn(&BouncerBuild)) {
+pub(crate) fn for_each_pgbouncer(test: fn(&BouncerBuild)) {
     if !require_servers() {
         return;
     }

@@ -14,9 +14,14 @@ mod examples;
 mod golden;
 /// tests/invalid/<case>/: a bad config and the exact message it gets.
 mod invalid;
+/// Managed poolers: Supabase, Neon (mock APIs: wiremock and Prism on the published specs), manifest-only providers.
+mod managed;
 /// .env merges and secrets for Modal, Kubernetes, GitHub, Docker and AWS.
 mod outputs;
 /// processes: N: several PgBouncer processes on one port.
 mod scale_out;
+/// `verify` (login, TLS, running config, pooling, live budget, hazards,
+/// latency) and `status` against real PostgreSQL and PgBouncer.
+mod verify;
 /// The per-version settings table against the real PgBouncer binaries.
 mod version_table;

@@ -74,7 +74,10 @@ mod tests {
         );
         let config = crate::config::parse(std::path::Path::new("p.yaml"), yaml, &|_| None).unwrap();
         let crate::providers::ProviderTarget::PgBouncer(t) =
-            config.targets.into_iter().next().unwrap().provider;
+            config.targets.into_iter().next().unwrap().provider
+        else {
+            panic!("a pgbouncer target")
+        };
         t
     }
 

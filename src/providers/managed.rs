@@ -1,0 +1,261 @@
+//! Manifest-only providers: managed poolers whose URL follows from a few
+//! fields (Azure Flexible Server's PgBouncer on 6432, DigitalOcean's pools
+//! on 25061, Crunchy Bridge on 5431, ...). The manifest's `[managed]`
+//! section names the fields a target gives and templates for the pooled and
+//! the direct URL, with `{field}` placeholders; no Rust per provider.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::manifest::Manifest;
+use crate::config::reader::{MapView, Reader, Secret};
+use crate::drivers::PoolerTraits;
+use crate::url::PgUrl;
+
+/// The `[managed]` section of a manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedFacts {
+    /// The keys a target of this provider gives (besides `provider`).
+    pub fields: Vec<FieldSpec>,
+    pub pooled: Endpoint,
+    pub direct: Endpoint,
+    /// URL parameters of both URLs, e.g. `sslmode = "require"`.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// The pooler's mode; may be a `{field}`.
+    pub pool_mode: String,
+    /// Whether the pooler keeps protocol-level prepared statements working
+    /// in transaction mode.
+    pub prepared_statements: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    pub name: String,
+    pub doc: String,
+    #[serde(default)]
+    pub required: bool,
+    pub default: Option<String>,
+    /// A password: read like other secrets, never printed.
+    #[serde(default)]
+    pub secret: bool,
+    #[serde(default)]
+    pub choices: Vec<String>,
+}
+
+/// A URL's parts as templates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: String,
+    pub user: String,
+    pub database: String,
+}
+
+fn placeholders(template: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        out.push(&rest[start + 1..start + end]);
+        rest = &rest[start + end + 1..];
+    }
+    out
+}
+
+fn fill(template: &str, values: &BTreeMap<String, String>) -> String {
+    let mut out = template.to_string();
+    for (k, v) in values {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+impl ManagedFacts {
+    /// Checks that every placeholder names a field and that exactly one
+    /// field is the password.
+    pub fn check(&self) -> Result<(), String> {
+        let names: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
+        for f in &self.fields {
+            let valid = !f.name.is_empty()
+                && f.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid || f.name == "provider" {
+                return Err(format!(
+                    "field `{}`: names are lowercase letters, digits and `_`, not `provider`",
+                    f.name
+                ));
+            }
+            if names.iter().filter(|n| **n == f.name).count() > 1 {
+                return Err(format!("field `{}` is listed twice", f.name));
+            }
+            if let (Some(d), false) = (&f.default, f.choices.is_empty())
+                && !f.choices.contains(d)
+            {
+                return Err(format!(
+                    "field `{}`: default `{d}` is not one of its choices",
+                    f.name
+                ));
+            }
+        }
+        if self.fields.iter().filter(|f| f.secret).count() != 1 {
+            return Err("exactly one field must be `secret = true` (the password)".into());
+        }
+        for e in [&self.pooled, &self.direct] {
+            for template in [&e.host, &e.port, &e.user, &e.database, &self.pool_mode] {
+                for p in placeholders(template) {
+                    if !names.contains(&p) {
+                        return Err(format!("`{{{p}}}` in `{template}` is not a field"));
+                    }
+                    if self.fields.iter().any(|f| f.name == p && f.secret) {
+                        return Err(format!("`{{{p}}}` would put the password into a URL part"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub manifest: &'static Manifest,
+    pub values: BTreeMap<String, String>,
+    pub password: Secret,
+}
+
+impl Target {
+    fn facts(&self) -> &'static ManagedFacts {
+        self.manifest
+            .managed
+            .as_ref()
+            .expect("checked by Manifest::check")
+    }
+
+    fn url(&self, e: &Endpoint) -> PgUrl {
+        let port = fill(&e.port, &self.values).parse().unwrap_or(5432);
+        let mut url = PgUrl::new(
+            &fill(&e.host, &self.values),
+            port,
+            &fill(&e.database, &self.values),
+        )
+        .with_user(&fill(&e.user, &self.values), Some(self.password.clone()));
+        url.scheme = self.manifest.connection.scheme.clone();
+        for (k, v) in &self.facts().params {
+            url = url.with_param(k, &fill(v, &self.values));
+        }
+        url
+    }
+
+    pub fn pooled_url(&self) -> PgUrl {
+        self.url(&self.facts().pooled)
+    }
+
+    pub fn direct_url(&self) -> PgUrl {
+        self.url(&self.facts().direct)
+    }
+
+    pub fn pooler_traits(&self) -> PoolerTraits {
+        let mode = fill(&self.facts().pool_mode, &self.values);
+        let transaction = mode != "session";
+        PoolerTraits {
+            name: format!("{} in {mode} mode", self.manifest.title),
+            transaction_pooling: transaction,
+            prepared_statements: !transaction || self.facts().prepared_statements,
+        }
+    }
+}
+
+/// Reads a target of a manifest-only provider.
+pub fn decode(
+    reader: &mut Reader<'_>,
+    manifest: &'static Manifest,
+    name: &str,
+    mut map: MapView<'_>,
+) -> Option<Target> {
+    let facts = manifest
+        .managed
+        .as_ref()
+        .expect("checked by Manifest::check");
+    let before = reader.problems.len();
+    let mut values = BTreeMap::new();
+    let mut password = None;
+    for f in &facts.fields {
+        let key = f.name.as_str();
+        let node = if f.required && f.default.is_none() {
+            map.require(key, reader)
+        } else {
+            map.get(key)
+        };
+        let field = map.field(key);
+        match (node, f.secret) {
+            (Some(n), true) => password = reader.secret(n, &field),
+            (Some(n), false) if !f.choices.is_empty() => {
+                let choices: Vec<&str> = f.choices.iter().map(String::as_str).collect();
+                if let Some(v) = reader.choice(n, &field, &choices) {
+                    values.insert(f.name.clone(), v);
+                }
+            }
+            (Some(n), false) => {
+                if let Some(v) = reader.string(n, &field) {
+                    values.insert(f.name.clone(), v);
+                }
+            }
+            (None, _) => {
+                if let Some(d) = &f.default {
+                    values.insert(f.name.clone(), d.clone());
+                }
+            }
+        }
+    }
+    let span = map.span;
+    map.finish(reader);
+    for (what, e) in [("pooled", &facts.pooled), ("direct", &facts.direct)] {
+        let port = fill(&e.port, &values);
+        if port.parse::<u16>().map_or(true, |p| p == 0)
+            && placeholders(&e.port)
+                .iter()
+                .all(|p| values.contains_key(*p))
+        {
+            reader.error(
+                span,
+                &format!("targets.{name}"),
+                format!("the {what} port `{port}` is not a port number"),
+            );
+        }
+    }
+    if reader.problems.len() > before {
+        return None;
+    }
+    Some(Target {
+        name: name.to_string(),
+        manifest,
+        values,
+        password: password?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_placeholders() {
+        assert_eq!(
+            placeholders("{server}.postgres.database.azure.com"),
+            vec!["server"]
+        );
+        assert_eq!(placeholders("p.{a}.{b}"), vec!["a", "b"]);
+        assert!(placeholders("6432").is_empty());
+        let values = BTreeMap::from([("a".to_string(), "x".to_string())]);
+        assert_eq!(fill("p.{a}.{b}", &values), "p.x.{b}");
+    }
+}
