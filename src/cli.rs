@@ -41,6 +41,15 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Set up poolwright.yaml: ask what a target needs (or take it from flags with
+    /// --no-input), check every answer, write the file; adds a target to an existing one
+    ///
+    /// Writes ./poolwright.yaml (or --config FILE). An existing file gets the new target
+    /// inserted as text: its comments, order and other targets stay byte for byte. A
+    /// generated password goes only into the .env beside it. Nothing is written unless
+    /// every answer passes the checks `validate` runs. Exit codes: 1 an answer is wrong,
+    /// 2 missing flags or no terminal to ask on, 130 cancelled (Ctrl-C, Esc).
+    Init(Box<InitArgs>),
     /// Check the config, pool budget included; exit 1 on any problem
     Validate,
     /// Show what apply would do for each target, and each target's URL (offline; passwords masked)
@@ -62,6 +71,107 @@ pub enum Command {
     Status,
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// Remove what apply made in a cloud (an RDS Proxy, its target, the secret poolwright created)
+    Destroy(DestroyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Ask nothing: take every answer from the flags below (a question's default
+    /// where it has one); exit 2 naming the missing flags
+    #[arg(long)]
+    pub no_input: bool,
+
+    /// The new target's name, e.g. prod or staging (an existing one is refused)
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+
+    /// pgbouncer (self-hosted), supabase, neon, or a manifest's name
+    /// (azure-flexible, digitalocean, crunchy-bridge, cloud-sql, your own)
+    #[arg(long, value_name = "PROVIDER")]
+    pub provider: Option<String>,
+
+    /// The role apps log in as (pgbouncer, supabase, and manifests with a `user` field)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// The database apps connect to
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The environment variable that holds the password; the YAML gets
+    /// password: "${VAR}" [default: TARGET_DB_PASSWORD]
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+
+    /// Generate a strong password (32 letters and digits) and write it to the .env
+    /// beside the config, never into poolwright.yaml or the output
+    #[arg(long)]
+    pub generate_password: bool,
+
+    /// transaction (a server connection per transaction: for serverless; no session
+    /// state) or session (a server connection per client) [default: transaction]
+    #[arg(long, value_name = "MODE")]
+    pub pool_mode: Option<String>,
+
+    /// The PostgreSQL server's host
+    #[arg(long, value_name = "HOST", help_heading = "pgbouncer")]
+    pub upstream_host: Option<String>,
+
+    /// The PostgreSQL server's port [default: 5432]
+    #[arg(long, value_name = "PORT", help_heading = "pgbouncer")]
+    pub upstream_port: Option<String>,
+
+    /// The server's max_connections: the pools are checked against it and the
+    /// default pool size fits in it
+    #[arg(long, value_name = "N", help_heading = "pgbouncer")]
+    pub upstream_max_connections: Option<String>,
+
+    /// The server's CPU cores: the default pool size becomes 2 x cores + 1
+    #[arg(long, value_name = "N", help_heading = "pgbouncer")]
+    pub upstream_cores: Option<String>,
+
+    /// The PgBouncer version on the host [default: 1.18, Debian 12's]
+    #[arg(long, value_name = "VERSION", help_heading = "pgbouncer")]
+    pub pgbouncer_version: Option<String>,
+
+    /// The host apps use to reach PgBouncer [default: 127.0.0.1, listening on loopback only]
+    #[arg(long, value_name = "HOST", help_heading = "pgbouncer")]
+    pub public_host: Option<String>,
+
+    /// The project ref (20 lowercase letters)
+    #[arg(long, value_name = "REF", help_heading = "supabase")]
+    pub project_ref: Option<String>,
+
+    /// The pooler host, e.g. aws-0-us-east-1.pooler.supabase.com [default: read by
+    /// `poolwright apply` from the Management API with SUPABASE_ACCESS_TOKEN]
+    #[arg(long, value_name = "HOST", help_heading = "supabase")]
+    pub pooler_host: Option<String>,
+
+    /// The project id, e.g. cool-darkness-123456
+    #[arg(long, value_name = "ID", help_heading = "neon")]
+    pub project_id: Option<String>,
+
+    /// The compute endpoint id, ep-... [default: found by `poolwright apply` with NEON_API_KEY]
+    #[arg(long, value_name = "ID", help_heading = "neon")]
+    pub endpoint: Option<String>,
+
+    /// The region in the endpoint's host, e.g. us-east-2
+    #[arg(long, value_name = "REGION", help_heading = "neon")]
+    pub region: Option<String>,
+
+    /// The role apps log in as
+    #[arg(long, value_name = "NAME", help_heading = "neon")]
+    pub role: Option<String>,
+
+    /// A field of a manifest-only provider (see its providers/NAME.toml), repeatable:
+    /// --set server=mydb --set pool_mode=session
+    #[arg(
+        long = "set",
+        value_name = "FIELD=VALUE",
+        help_heading = "manifest providers"
+    )]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +215,14 @@ pub struct ApplyArgs {
     /// self-hosted console [default: SUPABASE_API_URL / NEON_API_URL, else the public API]
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
+
+    /// RDS Proxy: how long to wait for the proxy and its target to become healthy, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub wait: u64,
+
+    /// RDS Proxy: how often to ask AWS while waiting, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub poll: f64,
 
     /// Directory of templates that replace the built-in ones
     #[arg(long, value_name = "DIR")]
@@ -241,6 +359,16 @@ fn driver_names() -> clap::builder::PossibleValuesParser {
             .iter()
             .map(|d| clap::builder::PossibleValue::new(d.name).help(d.summary)),
     )
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The target whose cloud resources to remove
+    pub target: String,
+
+    /// Do not ask for confirmation (needed when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

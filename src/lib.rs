@@ -26,6 +26,7 @@ pub mod state;
 pub mod url;
 pub mod userlist;
 pub mod verify;
+pub mod wizard;
 
 use std::io::Write as _;
 

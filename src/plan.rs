@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use crate::config::Target;
 use crate::error::Error;
-use crate::providers::ProviderTarget;
 use crate::providers::pgbouncer::changes::{self, host_texts, rendered_texts};
 use crate::providers::pgbouncer::render::render_configs;
 use crate::providers::pgbouncer::{UserlistFormat, budget, processes, sizing};
+use crate::providers::{ProviderTarget, rds_proxy};
 use crate::render::Templates;
 
 #[derive(Debug, Serialize)]
@@ -148,6 +148,36 @@ pub fn plan(target: &Target, templates: &Templates, source: &str) -> Result<Targ
                 "read the endpoint's hosts of project {} from the Neon API",
                 t.project_id
             ));
+        }
+        ProviderTarget::RdsProxy(t) => {
+            match &t.endpoint {
+                Some((host, source)) => plan
+                    .notes
+                    .push(format!("endpoint {host} ({})", source.describe())),
+                None => plan.notes.push(
+                    "the endpoint is known once `poolwright apply` has made the proxy".into(),
+                ),
+            }
+            if let rds_proxy::Auth::Create { username, .. } = &t.auth {
+                plan.actions.push(format!(
+                    "create or update the Secrets Manager secret poolwright/{}/{username} (username, password)",
+                    t.proxy_name
+                ));
+            }
+            let target_name = match &t.db_target {
+                rds_proxy::DbTarget::Instance(i) => format!("instance {i}"),
+                rds_proxy::DbTarget::Cluster(c) => format!("cluster {c}"),
+            };
+            plan.actions.push(format!(
+                "create RDS Proxy {} in {} if missing, else change what differs (ModifyDBProxy)",
+                t.proxy_name, t.region
+            ));
+            plan.actions.push(format!(
+                "register {target_name} as its target and set the connection pool"
+            ));
+            plan.actions
+                .push("wait until the proxy is available and the target healthy".into());
+            plan.notes.push("`plan --refresh` compares with AWS and names the changes; the proxy is reachable from its VPC only".into());
         }
         ProviderTarget::Managed(t) => {
             plan.notes.push(format!(

@@ -48,6 +48,11 @@ const BUILTIN: &[(&str, &str)] = embed!(
     "drivers/pgx.tera",
     "drivers/rails.tera",
     "drivers/django.tera",
+    "init/header.yaml.tera",
+    "init/pgbouncer.yaml.tera",
+    "init/supabase.yaml.tera",
+    "init/neon.yaml.tera",
+    "init/managed.yaml.tera",
 );
 
 pub struct Templates {

@@ -64,6 +64,10 @@ impl State {
     /// Writes the state beside `config` (only when it changed).
     pub fn save(&self, config: &Path) -> Result<(), Error> {
         let path = Self::path_for(config);
+        if self.targets.is_empty() && !path.exists() {
+            // Nothing learned: no file to leave behind.
+            return Ok(());
+        }
         let text = serde_json::to_string_pretty(self).expect("state serialises") + "\n";
         write_if_changed(&path, text.as_bytes(), 0o644, None, false)
             .map_err(|e| Error::io(&path, &e))?;

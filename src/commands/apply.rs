@@ -11,7 +11,7 @@ use crate::cli::{ApplyArgs, Cli};
 use crate::config::Config;
 use crate::context::Context;
 use crate::error::Error;
-use crate::providers::{ProviderTarget, neon, pgbouncer, supabase};
+use crate::providers::{ProviderTarget, neon, pgbouncer, rds_proxy, supabase};
 use crate::render::Templates;
 use crate::state::State;
 
@@ -93,6 +93,24 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
                 }
                 target.provider.pooled_url()
             }
+            ProviderTarget::Supabase(t)
+                if matches!(t.pooler_host, Some((_, crate::providers::Source::Config)))
+                    && (ctx.env)(supabase::TOKEN_VAR).is_none() =>
+            {
+                eprintln!(
+                    "  the pooler host is given in poolwright.yaml: nothing to read from the API"
+                );
+                target.provider.pooled_url()
+            }
+            ProviderTarget::Neon(t)
+                if matches!(t.hosts, Some((_, _, crate::providers::Source::Config)))
+                    && (ctx.env)(neon::TOKEN_VAR).is_none() =>
+            {
+                eprintln!(
+                    "  the hosts follow from endpoint and region in poolwright.yaml: nothing to read from the API"
+                );
+                target.provider.pooled_url()
+            }
             ProviderTarget::Supabase(t) => {
                 let api = supabase_api(ctx, args.api_url.as_deref())?;
                 let host = runtime.block_on(t.fetch_pooler_host(&api))?;
@@ -122,6 +140,14 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
                 eprintln!("  nothing to apply: the URL follows from poolwright.yaml");
                 target.provider.pooled_url()
             }
+            ProviderTarget::RdsProxy(t) => {
+                let result = apply_rds_proxy(&runtime, t, &target.name, &mut state, args);
+                // What was made before a failure (a secret) is remembered for destroy.
+                if result.is_err() {
+                    state.save(&config_file(&config, ctx))?;
+                }
+                result?
+            }
         };
         if let Some(url) = url {
             println!("{}: {}", target.name, url.masked());
@@ -129,6 +155,55 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
     }
     state.save(&config_file(&config, ctx))?;
     Ok(())
+}
+
+/// Applies an RDS Proxy target and records what AWS made in `state`.
+fn apply_rds_proxy(
+    runtime: &tokio::runtime::Runtime,
+    t: &rds_proxy::Target,
+    name: &str,
+    state: &mut State,
+    args: &ApplyArgs,
+) -> Result<Option<crate::url::PgUrl>, Error> {
+    use std::io::IsTerminal as _;
+    let aws = runtime.block_on(rds_proxy::aws::Aws::connect(&t.region));
+    let created = state.get(name, "created_secret").map(str::to_string);
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress = |line: &str| {
+        if terminal {
+            eprint!("\r\x1b[2K  waiting: {line}");
+        } else {
+            eprintln!("  waiting: {line}");
+        }
+    };
+    let wait = std::time::Duration::from_secs(args.wait);
+    let poll = std::time::Duration::from_secs_f64(args.poll);
+    let done = runtime.block_on(rds_proxy::apply(
+        t,
+        &aws,
+        created.as_deref(),
+        wait,
+        poll,
+        &mut progress,
+    ));
+    if terminal {
+        eprintln!();
+    }
+    let done = done?;
+    for line in &done.lines {
+        eprintln!("  {line}");
+    }
+    if let Some(arn) = &done.created_secret {
+        state.set(name, "created_secret", arn);
+    }
+    state.set(name, "endpoint", &done.endpoint);
+    eprintln!(
+        "  endpoint {} (the proxy is reachable from inside its VPC only)",
+        done.endpoint
+    );
+    let mut learned = t.clone();
+    learned.endpoint = Some((done.endpoint, crate::providers::Source::Api));
+    Ok(learned.pooled_url())
 }
 
 /// The config file's path on disk (the state file lives beside it).

@@ -2,7 +2,9 @@
 //! the library. Results go to stdout, messages to stderr.
 
 pub(crate) mod apply;
+mod destroy;
 mod env;
+mod init;
 mod plan;
 mod render;
 mod secrets;
@@ -21,6 +23,7 @@ use crate::error::Error;
 /// Runs the command `cli` names.
 pub fn run(cli: &Cli, ctx: &mut Context) -> Result<(), Error> {
     match &cli.command {
+        Command::Init(args) => init::run(cli, ctx, args),
         Command::Validate => validate::run(cli, ctx),
         Command::Plan(args) => plan::run(cli, ctx, args),
         Command::Render(args) => render::run(cli, ctx, args),
@@ -30,6 +33,7 @@ pub fn run(cli: &Cli, ctx: &mut Context) -> Result<(), Error> {
         Command::Secrets(args) => secrets::run(cli, ctx, args),
         Command::Verify(args) => verify::run(cli, ctx, args),
         Command::Status => status::run(cli, ctx),
+        Command::Destroy(args) => destroy::run(cli, ctx, args),
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,

@@ -9,8 +9,9 @@ use crate::drivers;
 use crate::envfile::owned;
 use crate::error::Error;
 use crate::plan::{OutputStatus, TargetPlan, plan};
-use crate::providers::{ProviderTarget, Source};
+use crate::providers::{ProviderTarget, Source, rds_proxy};
 use crate::render::Templates;
+use crate::state::State;
 use crate::url::mask_in_text;
 
 pub fn run(cli: &Cli, ctx: &Context, args: &TargetsArgs) -> Result<(), Error> {
@@ -28,12 +29,22 @@ pub fn run(cli: &Cli, ctx: &Context, args: &TargetsArgs) -> Result<(), Error> {
         .map_err(|e| Error::message(format!("cannot start the async runtime: {e}")))?;
     for target in config.select(&args.targets)? {
         let refreshed = if args.refresh {
-            Some(refresh(ctx, target, args.api_url.as_deref(), &runtime)?)
+            Some(refresh(
+                ctx,
+                &ctx.cwd.join(&config.path),
+                target,
+                args.api_url.as_deref(),
+                &runtime,
+            )?)
         } else {
             None
         };
-        let target = refreshed.as_ref().unwrap_or(target);
+        let (target, aws_notes) = match &refreshed {
+            Some((t, notes)) => (t, notes.clone()),
+            None => (target, Vec::new()),
+        };
         let mut p = plan(target, &templates, &config.source_name())?;
+        p.notes.extend(aws_notes);
         p.outputs = env_status(
             target,
             &env_file.display().to_string(),
@@ -56,11 +67,13 @@ pub fn run(cli: &Cli, ctx: &Context, args: &TargetsArgs) -> Result<(), Error> {
 /// `target` as the provider's API describes it now (Supabase, Neon); others as they are.
 fn refresh(
     ctx: &Context,
+    config_path: &std::path::Path,
     target: &Target,
     api_url: Option<&str>,
     runtime: &tokio::runtime::Runtime,
-) -> Result<Target, Error> {
+) -> Result<(Target, Vec<String>), Error> {
     let mut fresh = target.clone();
+    let mut notes = Vec::new();
     match &mut fresh.provider {
         ProviderTarget::Supabase(t) => {
             let api = super::apply::supabase_api(ctx, api_url)?;
@@ -72,9 +85,55 @@ fn refresh(
             let (pooled, direct) = runtime.block_on(t.fetch_hosts(&api))?;
             t.hosts = Some((pooled, direct, Source::Api));
         }
+        ProviderTarget::RdsProxy(t) => {
+            let aws = runtime.block_on(rds_proxy::aws::Aws::connect(&t.region));
+            let state = State::load(config_path)?;
+            let created = state
+                .get(&target.name, "created_secret")
+                .map(str::to_string);
+            match runtime.block_on(aws.current(t))? {
+                None => notes.push(format!(
+                    "AWS: RDS Proxy {} does not exist: apply creates it",
+                    t.proxy_name
+                )),
+                Some(current) => {
+                    let changes = rds_proxy::aws::diff(t, &current, created.as_deref());
+                    if changes.is_empty() {
+                        notes.push(format!(
+                            "AWS: RDS Proxy {} is as poolwright.yaml says: nothing to change",
+                            t.proxy_name
+                        ));
+                    }
+                    if !changes.forces_new.is_empty() {
+                        notes.push(format!(
+                            "AWS: forces a new proxy (AWS cannot change these in place): {}",
+                            changes.forces_new.join(", ")
+                        ));
+                    }
+                    if !changes.in_place.is_empty() {
+                        notes.push(format!(
+                            "AWS: modify the proxy in place: {}",
+                            changes.in_place.join(", ")
+                        ));
+                    }
+                    if !changes.pool.is_empty() {
+                        notes.push(format!(
+                            "AWS: change the connection pool: {}",
+                            changes.pool.join(", ")
+                        ));
+                    }
+                    if changes.register_target {
+                        notes.push("AWS: register the target".into());
+                    }
+                    if let Some(e) = current.endpoint {
+                        t.endpoint = Some((e, Source::Api));
+                    }
+                }
+            }
+        }
         ProviderTarget::PgBouncer(_) | ProviderTarget::Managed(_) => {}
     }
-    Ok(fresh)
+    Ok((fresh, notes))
 }
 
 /// The `.env` entries poolwright wrote for `target`, each current or stale.
@@ -95,8 +154,8 @@ fn env_status(
             .unwrap_or("libpq")
             .to_string();
         let view = driver_view(target, drivers::find(&driver).expect("checked"), templates)?;
-        let current = [&view.url, &view.direct_url]
-            .iter()
+        let current = std::iter::once(&view.url)
+            .chain(view.direct_url.as_ref())
             .any(|url| match url.reveal() {
                 Ok(real) => real == entry.value,
                 Err(_) => url.masked() == mask_in_text(&entry.value),

@@ -18,7 +18,8 @@ pub const URL_KEY: &str = "DATABASE_URL";
 /// One driver's view of a target: its URLs and its settings snippet.
 pub struct DriverView {
     pub url: PgUrl,
-    pub direct_url: PgUrl,
+    /// None where the config does not name the database itself (RDS Proxy).
+    pub direct_url: Option<PgUrl>,
     pub settings: String,
     pub direct_url_key: Option<&'static str>,
 }
@@ -40,10 +41,7 @@ pub fn driver_view(
         .provider
         .pooled_url()
         .ok_or_else(|| known_after_apply(target))?;
-    let direct = target
-        .provider
-        .direct_url()
-        .ok_or_else(|| known_after_apply(target))?;
+    let direct = target.provider.direct_url();
     let pooler = target.provider.pooler_traits();
     let context = SnippetContext {
         driver: driver.name,
@@ -61,7 +59,7 @@ pub fn driver_view(
     };
     Ok(DriverView {
         url: driver.url(&pooled, &pooler),
-        direct_url: driver.url(&direct, &PoolerTraits::direct()),
+        direct_url: direct.map(|d| driver.url(&d, &PoolerTraits::direct())),
         settings,
         direct_url_key: driver.direct_url_key,
     })
@@ -81,8 +79,9 @@ pub fn variables(
         drivers::find(driver_name.unwrap_or("libpq")).expect("clap checks the driver name");
     let view = driver_view(target, driver, templates)?;
     let mut out = vec![(key.to_string(), view.url)];
-    if let Some(direct_key) = direct_key.or(view.direct_url_key) {
-        out.push((direct_key.to_string(), view.direct_url));
+    if let (Some(direct_key), Some(direct)) = (direct_key.or(view.direct_url_key), view.direct_url)
+    {
+        out.push((direct_key.to_string(), direct));
     }
     Ok(out)
 }
@@ -103,8 +102,15 @@ pub fn run(cli: &Cli, ctx: &Context, args: &UrlArgs) -> Result<(), Error> {
     let driver_name = args.driver.as_deref().unwrap_or("libpq");
     let driver = drivers::find(driver_name).expect("clap checks the driver name");
     let view = driver_view(target, driver, &templates)?;
+    let no_direct = || {
+        Error::message(format!(
+            "poolwright.yaml does not name the database behind `{}` itself",
+            target.name
+        ))
+        .with_hint("use the database's own endpoint for migrations")
+    };
     let chosen = if args.direct {
-        &view.direct_url
+        view.direct_url.as_ref().ok_or_else(no_direct)?
     } else {
         &view.url
     };
@@ -120,7 +126,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &UrlArgs) -> Result<(), Error> {
                 "target": target.name,
                 "pooler": target.provider.pooler_traits(),
                 "url": show(&view.url, reveal, &config)?,
-                "direct_url": show(&view.direct_url, reveal, &config)?,
+                "direct_url": show_optional(view.direct_url.as_ref(), reveal, &config)?,
                 "drivers": all,
             });
             println!("{}", serde_json::to_string_pretty(&out).expect("json"));
@@ -130,18 +136,15 @@ pub fn run(cli: &Cli, ctx: &Context, args: &UrlArgs) -> Result<(), Error> {
             out["target"] = json!(target.name);
             out["driver"] = json!(driver.name);
             if args.direct {
-                out["url"] = json!(show(&view.direct_url, reveal, &config)?);
+                out["url"] = json!(show(chosen, reveal, &config)?);
             }
             println!("{}", serde_json::to_string_pretty(&out).expect("json"));
         }
         Format::Text | Format::Markdown => {
             println!("{}", show(chosen, reveal, &config)?);
             if !args.direct {
-                if let Some(key) = view.direct_url_key {
-                    eprintln!(
-                        "{key} (for migrations): {}",
-                        show(&view.direct_url, reveal, &config)?
-                    );
+                if let (Some(key), Some(direct)) = (view.direct_url_key, &view.direct_url) {
+                    eprintln!("{key} (for migrations): {}", show(direct, reveal, &config)?);
                 }
                 eprint!("{}", view.settings);
             }
@@ -150,10 +153,18 @@ pub fn run(cli: &Cli, ctx: &Context, args: &UrlArgs) -> Result<(), Error> {
     Ok(())
 }
 
+fn show_optional(
+    url: Option<&PgUrl>,
+    reveal: bool,
+    config: &Config,
+) -> Result<Option<String>, Error> {
+    url.map(|u| show(u, reveal, config)).transpose()
+}
+
 fn json_view(view: &DriverView, reveal: bool, config: &Config) -> Result<Value, Error> {
     Ok(json!({
         "url": show(&view.url, reveal, config)?,
-        "direct_url": show(&view.direct_url, reveal, config)?,
+        "direct_url": show_optional(view.direct_url.as_ref(), reveal, config)?,
         "direct_url_key": view.direct_url_key,
         "settings": view.settings,
     }))

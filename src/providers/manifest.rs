@@ -31,6 +31,7 @@ const BUILTIN: &[(&str, &str)] = embed!(
     "digitalocean.toml",
     "crunchy-bridge.toml",
     "cloud-sql.toml",
+    "rds-proxy.toml",
 );
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +58,8 @@ pub enum Module {
     Supabase,
     #[serde(rename = "neon")]
     Neon,
+    #[serde(rename = "rds-proxy")]
+    RdsProxy,
     /// No Rust of its own: the `[managed]` section says it all.
     #[serde(rename = "managed")]
     Managed,
@@ -161,7 +164,7 @@ impl Manifest {
                     .ok_or("module `managed` needs a [managed] section")?;
                 facts.check()
             }
-            Module::Supabase | Module::Neon => Ok(()),
+            Module::Supabase | Module::Neon | Module::RdsProxy => Ok(()),
         }
     }
 }
@@ -289,6 +292,16 @@ impl Registry {
         for path in paths {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
             let shown = path.display().to_string();
+            // Data only: say so before checking what a module would need.
+            let module = toml::from_str::<toml::Table>(&text)
+                .ok()
+                .and_then(|t| t.get("module").and_then(|m| m.as_str().map(str::to_string)));
+            if module.as_deref().is_some_and(|m| m != "managed") {
+                return Err(Error::message(format!(
+                    "{shown}: a provider manifest of your own must be `module = \"managed\"`"
+                ))
+                .with_hint("the other modules (pgbouncer, supabase, neon, rds-proxy) are built into poolwright"));
+            }
             let manifest = parse(&shown, &text).map_err(|e| {
                 Error::message(format!("provider manifest {e}")).with_hint(
                     "see the built-in manifests in poolwright's providers/ for the format",

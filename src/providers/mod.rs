@@ -11,6 +11,7 @@ pub mod managed;
 pub mod manifest;
 pub mod neon;
 pub mod pgbouncer;
+pub mod rds_proxy;
 pub mod supabase;
 
 use crate::config::LoadContext;
@@ -49,6 +50,7 @@ pub enum ProviderTarget {
     Supabase(supabase::Target),
     Neon(neon::Target),
     Managed(managed::Target),
+    RdsProxy(rds_proxy::Target),
 }
 
 impl ProviderTarget {
@@ -59,6 +61,7 @@ impl ProviderTarget {
             ProviderTarget::Supabase(_) => "supabase",
             ProviderTarget::Neon(_) => "neon",
             ProviderTarget::Managed(t) => &t.manifest.name,
+            ProviderTarget::RdsProxy(_) => "rds-proxy",
         }
     }
 
@@ -69,6 +72,9 @@ impl ProviderTarget {
             ProviderTarget::Supabase(t) => format!("Supabase Supavisor, {} mode", t.pool_mode),
             ProviderTarget::Neon(_) => "Neon pooler".into(),
             ProviderTarget::Managed(t) => t.manifest.title.clone(),
+            ProviderTarget::RdsProxy(t) => {
+                format!("AWS RDS Proxy {} in {}", t.proxy_name, t.region)
+            }
         }
     }
 
@@ -79,6 +85,7 @@ impl ProviderTarget {
             ProviderTarget::Supabase(t) => t.pooled_url(),
             ProviderTarget::Neon(t) => t.pooled_url(),
             ProviderTarget::Managed(t) => Some(t.pooled_url()),
+            ProviderTarget::RdsProxy(t) => t.pooled_url(),
         }
     }
 
@@ -89,6 +96,7 @@ impl ProviderTarget {
             ProviderTarget::Supabase(t) => t.pooler_traits(),
             ProviderTarget::Neon(t) => t.pooler_traits(),
             ProviderTarget::Managed(t) => t.pooler_traits(),
+            ProviderTarget::RdsProxy(t) => t.pooler_traits(),
         }
     }
 
@@ -99,6 +107,8 @@ impl ProviderTarget {
             ProviderTarget::Supabase(t) => t.direct_url(),
             ProviderTarget::Neon(t) => t.direct_url(),
             ProviderTarget::Managed(t) => Some(t.direct_url()),
+            // The database's own endpoint is not in the config.
+            ProviderTarget::RdsProxy(_) => None,
         }
     }
 
@@ -109,6 +119,10 @@ impl ProviderTarget {
             ProviderTarget::Supabase(t) => vec![&t.password],
             ProviderTarget::Neon(t) => vec![&t.password],
             ProviderTarget::Managed(t) => vec![&t.password],
+            ProviderTarget::RdsProxy(t) => match &t.auth {
+                rds_proxy::Auth::Create { password, .. } => vec![&t.password, password],
+                rds_proxy::Auth::Existing { .. } => vec![&t.password],
+            },
         }
     }
 
@@ -169,6 +183,9 @@ fn decode_with(
         }
         Module::Managed => {
             managed::decode(reader, manifest, name, map).map(ProviderTarget::Managed)
+        }
+        Module::RdsProxy => {
+            rds_proxy::decode(reader, name, map, learned("endpoint")).map(ProviderTarget::RdsProxy)
         }
     }
 }

@@ -193,6 +193,7 @@ pub fn decode(
     };
     let project_id = id("project_id", true, &mut map, reader);
     let branch = id("branch", false, &mut map, reader);
+    let endpoint_span = map.get("endpoint").map_or(map.span, |n| n.span);
     let endpoint = id("endpoint", false, &mut map, reader);
     let region = id("region", false, &mut map, reader);
     let role = map
@@ -204,14 +205,13 @@ pub fn decode(
     let database = map
         .require("database", reader)
         .and_then(|n| reader.string(n, &map.field("database")));
-    let span = map.span;
     map.finish(reader);
     if let Some(e) = &endpoint
         && !e.starts_with("ep-")
     {
         reader
             .error(
-                span,
+                endpoint_span,
                 &format!("targets.{name}.endpoint"),
                 format!("`{e}` is not an endpoint id"),
             )

@@ -212,7 +212,8 @@ impl Expect {
             Expect::PreparedStatementError => {
                 !o.passed
                     && ((o.detail.contains("prepared statement")
-                        && (o.detail.contains("already exists") || o.detail.contains("does not exist")))
+                        && (o.detail.contains("already exists")
+                            || o.detail.contains("does not exist")))
                         || (o.detail.contains("query returned") && o.detail.contains("expected")))
             }
         }

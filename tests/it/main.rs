@@ -18,6 +18,8 @@ mod invalid;
 mod managed;
 /// .env merges and secrets for Modal, Kubernetes, GitHub, Docker and AWS.
 mod outputs;
+/// AWS RDS Proxy against moto's server.
+mod rds_proxy;
 /// processes: N: several PgBouncer processes on one port.
 mod scale_out;
 /// `verify` (login, TLS, running config, pooling, live budget, hazards,
@@ -25,3 +27,5 @@ mod scale_out;
 mod verify;
 /// The per-version settings table against the real PgBouncer binaries.
 mod version_table;
+/// `poolwright init`: the wizard through a real pseudo-terminal, and `--no-input` snapshots.
+mod wizard;

@@ -637,9 +637,8 @@ fn a_user_manifest_works_like_a_builtin_provider() {
         plan.stdout
     );
     assert!(plan.stdout.contains("https://acme.example/docs/pooling"));
+    succeeds(&poolwright(d, &["validate"], &pw_env()), "validate");
     // The user's provider is one of the providers a typo is matched against.
-    let typo = poolwright(d, &["validate"], &pw_env());
-    succeeds(&typo, "validate");
     std::fs::write(
         d.join("poolwright.yaml"),
         ACME_TARGET.replace("provider: acme", "provider: acmee"),
@@ -679,6 +678,12 @@ fn bad_user_manifests_are_refused_naming_the_file() {
             vec!["providers/mybouncer.toml", "module = \"managed\""],
         ),
         (
+            "mysupabase.toml",
+            ACME.replace("name = \"acme\"", "name = \"mysupabase\"")
+                .replace("module = \"managed\"", "module = \"supabase\""),
+            vec!["providers/mysupabase.toml", "module = \"managed\""],
+        ),
+        (
             // A built-in provider's name.
             "supabase.toml",
             ACME.replace("name = \"acme\"", "name = \"supabase\""),
@@ -707,27 +712,30 @@ fn bad_user_manifests_are_refused_naming_the_file() {
             vec!["providers/other-name.toml", "`acme.toml`"],
         ),
     ];
+    // Every case is checked before failing, so one run shows them all.
+    let mut problems = Vec::new();
     for (file, manifest, wanted) in cases {
         let dir = manifest_project(file, &manifest);
         for command in [&["validate"][..], &["url", "books"][..]] {
             let run = poolwright(dir.path(), command, &pw_env());
-            assert_eq!(
-                run.code, 1,
-                "{file}: {command:?}: exit code\n{}",
-                run.stderr
-            );
-            assert_eq!(run.stdout, "", "{file}");
-            assert!(run.stderr.starts_with("error: "), "{file}: {}", run.stderr);
-            for w in &wanted {
-                assert!(
-                    run.stderr.contains(w),
-                    "{file}: the message lacks {w:?}:\n{}",
-                    run.stderr
-                );
+            let lacks: Vec<&&str> = wanted
+                .iter()
+                .filter(|w| !run.stderr.contains(**w))
+                .collect();
+            let ok = run.code == 1
+                && run.stdout.is_empty()
+                && run.stderr.starts_with("error: ")
+                && !run.stderr.contains("panicked")
+                && lacks.is_empty();
+            if !ok {
+                problems.push(format!(
+                    "{file}: {command:?}: exit {}, lacks {lacks:?}:\n{}{}",
+                    run.code, run.stdout, run.stderr
+                ));
             }
-            assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
         }
     }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 // ---------------------------------------------------------------------------
@@ -1570,66 +1578,80 @@ fn failures() -> Vec<Failure> {
 
 #[test]
 fn apply_error_paths_exit_1_with_a_clear_message_and_write_nothing() {
+    // Each scenario has its own server; they run side by side (several wait
+    // out retries and backoffs).
+    std::thread::scope(|scope| {
+        let running: Vec<_> = failures()
+            .into_iter()
+            .map(|failure| scope.spawn(move || check_failure(failure)))
+            .collect();
+        for scenario in running {
+            if let Err(panic) = scenario.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
+fn check_failure(failure: Failure) {
     let rt = runtime();
-    for failure in failures() {
-        let name = failure.name;
-        let server = rt.block_on(async {
-            let server = MockServer::start().await;
-            for mock in failure.mocks {
-                mock.mount(&server).await;
-            }
-            if !failure.supabase {
-                // Behind the scenario's own mocks: the happy connection_uri.
-                mount_neon(&server, "ep-main-333333").await;
-            }
-            server
-        });
-        let (yaml, target, env) = if failure.supabase {
-            let token = failure.token.then_some(SUPABASE_TOKEN);
-            (SUPABASE_NO_HOST.to_string(), "staging", supabase_env(token))
-        } else {
-            let mut env = pw_env();
-            if failure.token {
-                env.push(("NEON_API_KEY", NEON_TOKEN));
-            }
-            (neon_config(None, Some(MAIN_BRANCH)), "preview", env)
-        };
-        let dir = project(&yaml);
-        let started = Instant::now();
-        let run = poolwright(
-            dir.path(),
-            &["apply", target, "--api-url", &server.uri()],
-            &env,
+    let name = failure.name;
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        for mock in failure.mocks {
+            mock.mount(&server).await;
+        }
+        if !failure.supabase {
+            // Behind the scenario's own mocks: the happy connection_uri.
+            mount_neon(&server, "ep-main-333333").await;
+        }
+        server
+    });
+    let (yaml, target, env) = if failure.supabase {
+        let token = failure.token.then_some(SUPABASE_TOKEN);
+        (SUPABASE_NO_HOST.to_string(), "staging", supabase_env(token))
+    } else {
+        let mut env = pw_env();
+        if failure.token {
+            env.push(("NEON_API_KEY", NEON_TOKEN));
+        }
+        (neon_config(None, Some(MAIN_BRANCH)), "preview", env)
+    };
+    let dir = project(&yaml);
+    let started = Instant::now();
+    let run = poolwright(
+        dir.path(),
+        &["apply", target, "--api-url", &server.uri()],
+        &env,
+    );
+    assert_eq!(run.code, failure.code, "{name}: exit code\n{}", run.stderr);
+    no_secrets(&run);
+    for text in &failure.says {
+        assert!(
+            run.stderr.contains(text.as_str()),
+            "{name}: stderr lacks {text:?}:\n{}",
+            run.stderr
         );
-        assert_eq!(run.code, failure.code, "{name}: exit code\n{}", run.stderr);
-        no_secrets(&run);
-        for text in &failure.says {
-            assert!(
-                run.stderr.contains(text.as_str()),
-                "{name}: stderr lacks {text:?}:\n{}",
-                run.stderr
-            );
+    }
+    assert!(!run.stderr.contains("panicked"), "{name}: {}", run.stderr);
+    let requests = rt.block_on(server.received_requests()).expect("recording");
+    assert_eq!(requests.len(), failure.requests, "{name}: requests");
+    if failure.code == 0 {
+        assert!(
+            dir.path().join(STATE).is_file(),
+            "{name}: the state is written"
+        );
+        if name.contains("429") && failure.supabase {
+            // Retry-After: 1 was honoured.
+            assert!(started.elapsed() >= Duration::from_millis(900), "{name}");
         }
-        assert!(!run.stderr.contains("panicked"), "{name}: {}", run.stderr);
-        let requests = rt.block_on(server.received_requests()).expect("recording");
-        assert_eq!(requests.len(), failure.requests, "{name}: requests");
-        if failure.code == 0 {
-            assert!(
-                dir.path().join(STATE).is_file(),
-                "{name}: the state is written"
-            );
-            if name.contains("429") && failure.supabase {
-                // Retry-After: 1 was honoured.
-                assert!(started.elapsed() >= Duration::from_millis(900), "{name}");
-            }
-        } else {
-            assert_eq!(run.stdout, "", "{name}: stdout");
-            assert_eq!(
-                listing(dir.path()),
-                ["poolwright.yaml"],
-                "{name}: wrote something"
-            );
-        }
+    } else {
+        assert_eq!(run.stdout, "", "{name}: stdout");
+        assert_eq!(
+            listing(dir.path()),
+            ["poolwright.yaml"],
+            "{name}: wrote something"
+        );
     }
 }
 

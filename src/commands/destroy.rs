@@ -1,0 +1,76 @@
+//! `poolwright destroy TARGET`: remove what `apply` made in a cloud.
+//!
+//! Only RDS Proxy targets have cloud resources that poolwright made: the
+//! proxy (its target is deregistered first) and, when poolwright created it,
+//! the Secrets Manager secret; a secret it did not create is never touched.
+//! Asks for confirmation unless `--yes`.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use super::load;
+use crate::cli::{Cli, DestroyArgs};
+use crate::context::Context;
+use crate::error::Error;
+use crate::providers::ProviderTarget;
+use crate::providers::rds_proxy::aws::Aws;
+use crate::state::State;
+
+pub fn run(cli: &Cli, ctx: &Context, args: &DestroyArgs) -> Result<(), Error> {
+    let config = load(cli, ctx)?;
+    let target = config.target(&args.target)?;
+    let ProviderTarget::RdsProxy(t) = &target.provider else {
+        return Err(Error::message(format!(
+            "`{}` ({}) has no cloud resources that poolwright made",
+            target.name,
+            target.provider.provider_name()
+        ))
+        .with_hint("destroy removes an RDS Proxy that apply created; other providers have nothing to remove"));
+    };
+    let config_path = ctx.cwd.join(&config.path);
+    let mut state = State::load(&config_path)?;
+    let created = state
+        .get(&target.name, "created_secret")
+        .map(str::to_string);
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!("error: destroy asks for confirmation; stdin is not a terminal");
+            eprintln!("  = hint: run `poolwright destroy {} --yes`", target.name);
+            std::process::exit(2);
+        }
+        let what = if created.is_some() {
+            " and the secret poolwright created"
+        } else {
+            ""
+        };
+        eprint!(
+            "destroy RDS Proxy {} in {}{what}? [y/N] ",
+            t.proxy_name, t.region
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(|e| Error::message(format!("reading the answer: {e}")))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing destroyed");
+            return Ok(());
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::message(format!("cannot start the async runtime: {e}")))?;
+    let aws = runtime.block_on(Aws::connect(&t.region));
+    let lines = runtime.block_on(aws.destroy(t, created.as_deref()))?;
+    for line in lines {
+        eprintln!("{line}");
+    }
+    if let Some(entries) = state.targets.get_mut(&target.name) {
+        entries.remove("endpoint");
+        entries.remove("created_secret");
+    }
+    state.targets.retain(|_, v| !v.is_empty());
+    state.save(&config_path)?;
+    Ok(())
+}
