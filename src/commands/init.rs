@@ -34,7 +34,16 @@ pub fn run(cli: &Cli, ctx: &Context, args: &InitArgs) -> Result<(), Error> {
     };
     let flags = flags(args).unwrap_or_else(|stop| exit(stop));
     let setup = Setup::open(&path, &shown, &*ctx.env)?;
-    if !args.no_input && !std::io::stdin().is_terminal() {
+    let no_terminal = if !std::io::stdin().is_terminal() {
+        Some("standard input is not a terminal")
+    } else if !std::io::stderr().is_terminal() {
+        Some("standard error, where the questions are drawn, is not a terminal")
+    } else {
+        None
+    };
+    if !args.no_input
+        && let Some(what) = no_terminal
+    {
         let command = wizard::suggest(&setup, &*ctx.env, &flags);
         let mut hint = format!(
             "give the answers as flags:\n      {}",
@@ -43,13 +52,15 @@ pub fn run(cli: &Cli, ctx: &Context, args: &InitArgs) -> Result<(), Error> {
         if args.provider.is_none() {
             hint.push_str(&format!(
                 "\n    other providers: {} (`poolwright init --help` lists their flags)",
-                setup.context.registry.names().join(", ")
+                wizard::offered(&setup.context.registry)
+                    .into_iter()
+                    .filter(|n| n != "pgbouncer")
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         exit(Stop::Usage {
-            message:
-                "standard input is not a terminal, so `poolwright init` cannot ask its questions"
-                    .into(),
+            message: format!("{what}, so `poolwright init` cannot ask its questions"),
             hint: Some(hint),
         });
     }
@@ -148,13 +159,13 @@ fn flags(args: &InitArgs) -> Result<BTreeMap<String, String>, Stop> {
 
 fn report(format: Format, outcome: &Outcome, config_flag: &str) {
     let steps = outcome.next_steps(config_flag);
-    let verb = if outcome.created() {
-        "wrote"
+    let (verb, with) = if outcome.created() {
+        ("wrote", "with target")
     } else {
-        "added target to"
+        ("added to", "target")
     };
     eprintln!(
-        "{verb} {} (target {}: {})",
+        "{verb} {}: {with} {} ({})",
         outcome.config_shown.display(),
         outcome.target,
         outcome.described

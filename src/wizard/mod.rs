@@ -760,6 +760,14 @@ fn provider_choices(registry: &Registry) -> Vec<Choice> {
         .collect()
 }
 
+/// The names of the providers the wizard offers, in its order.
+pub fn offered(registry: &Registry) -> Vec<String> {
+    provider_choices(registry)
+        .into_iter()
+        .map(|c| c.value)
+        .collect()
+}
+
 fn provider_question() -> Question {
     Question::new("provider", "Which pooler does this app connect through?")
         .help("↑↓ to move, Enter to choose, type to filter")
@@ -932,11 +940,17 @@ impl Outcome {
             format!("{pw}plan"),
             "what apply would do, and the URL (offline)",
         )];
-        if self.env.is_some() {
+        if let Some(env) = &self.env {
+            let shown = env.shown.display().to_string();
+            let path = if shown.contains('/') {
+                shell_word(&shown)
+            } else {
+                format!("./{}", shell_word(&shown))
+            };
             steps.insert(
                 0,
                 step(
-                    "set -a; . ./.env; set +a".into(),
+                    format!("set -a; . {path}; set +a"),
                     "load the generated password into this shell",
                 ),
             );

@@ -3,9 +3,14 @@
 //! pool; a second apply changes nothing; drift made behind poolwright's
 //! back shows in `plan --refresh` and is put right by apply; an apply cut
 //! off halfway completes; a failing AWS call in the middle leaves a re-run
-//! that succeeds; destroy removes only what apply made. No secret value
-//! appears in any output.
+//! that succeeds; destroy removes only what apply made.
+//!
+//! The error paths go through tests/aws/fault_proxy.py, an HTTP proxy in
+//! front of moto that answers some calls itself: throttling that the SDK
+//! retries, AccessDenied, a target that never becomes healthy. No secret
+//! value appears in any output, nor in the fault proxy's log.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +20,33 @@ use crate::support::{self, Run, root, servers::free_port};
 
 /// The database password: it must never show in any output.
 const PASSWORD: &str = "Sup3r-s3cret-pw!";
+
+/// What gives the secret away besides [`PASSWORD`] itself: the JSON key of
+/// the Secrets Manager value poolwright writes (`{"password": ...}`, also
+/// as escaped in a debug dump).
+const SECRET_JSON_KEYS: [&str; 2] = ["\"password\":", "\\\"password\\\":"];
+
+/// Panics when `text` (the output named `what`) shows the password or the
+/// secret's JSON. `url --show-password` is the one output allowed to show
+/// the URL-encoded password; `strict` also rejects that form.
+fn assert_no_secret(what: &str, text: &str, strict: bool) {
+    assert!(
+        !text.contains(PASSWORD),
+        "the password leaked in {what}:\n{text}"
+    );
+    for key in SECRET_JSON_KEYS {
+        assert!(
+            !text.contains(key),
+            "the secret's JSON leaked in {what}:\n{text}"
+        );
+    }
+    if strict {
+        assert!(
+            !text.contains("Sup3r-s3cret-pw%21"),
+            "the URL-encoded password leaked in {what}:\n{text}"
+        );
+    }
+}
 
 struct Moto {
     child: Child,
@@ -80,9 +112,9 @@ fn boto(moto: &Moto, code: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn aws_env(moto: &Moto) -> Vec<(&'static str, String)> {
+fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("AWS_ENDPOINT_URL", moto.url.clone()),
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
@@ -90,17 +122,20 @@ fn aws_env(moto: &Moto) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Runs poolwright against moto; asserts no secret in its output.
 fn pw(dir: &Path, moto: &Moto, args: &[&str]) -> Run {
-    let env = aws_env(moto);
+    pw_at(dir, &moto.url, args, false)
+}
+
+/// Runs poolwright with AWS_ENDPOINT_URL=`endpoint`; asserts no secret in
+/// its stdout and stderr (`strict`: not even URL-encoded).
+fn pw_at(dir: &Path, endpoint: &str, args: &[&str], strict: bool) -> Run {
+    let env = aws_env(endpoint);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let run = support::poolwright(dir, args, &env);
-    for text in [&run.stdout, &run.stderr] {
-        assert!(
-            !text.contains(PASSWORD),
-            "the password leaked in `{}`:\n{text}",
-            args.join(" ")
-        );
-    }
+    let cmd = args.join(" ");
+    assert_no_secret(&format!("the stdout of `{cmd}`"), &run.stdout, strict);
+    assert_no_secret(&format!("the stderr of `{cmd}`"), &run.stderr, strict);
     run
 }
 
@@ -387,4 +422,313 @@ fn destroy_never_deletes_a_secret_poolwright_did_not_create() {
         kept, "False",
         "destroy deleted a secret poolwright did not create"
     );
+}
+
+/// tests/aws/fault_proxy.py in front of moto, killed on drop. Its log has
+/// one line per request: `<seq> <METHOD> <ACTION> <status> <outcome>`.
+struct FaultProxy {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request as the fault proxy logged it.
+#[derive(Debug, PartialEq)]
+struct Call {
+    action: String,
+    status: u16,
+    outcome: String,
+}
+
+impl FaultProxy {
+    /// Starts the proxy with `rules` (its command-line options); it writes
+    /// its log and stderr into `logs`.
+    fn start(moto: &Moto, logs: &Path, rules: &[&str]) -> FaultProxy {
+        let log = logs.join("fault-proxy.log");
+        let stderr = logs.join("fault-proxy.stderr");
+        let mut child = Command::new(venv("python"))
+            .arg(root().join("tests/aws/fault_proxy.py"))
+            .args(["--upstream", &moto.url, "--log"])
+            .arg(&log)
+            .args(rules)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("fault proxy stderr"))
+            .spawn()
+            .expect("start fault_proxy.py");
+        // It prints `listening <port>` once it accepts connections (EOF if
+        // it died first).
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the fault proxy's port");
+        let mut proxy = FaultProxy {
+            child,
+            url: String::new(),
+            log,
+            stderr,
+        };
+        let port: u16 = line
+            .strip_prefix("listening ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "fault_proxy.py did not start: {line:?}\n{}",
+                    std::fs::read_to_string(&proxy.stderr).unwrap_or_default()
+                )
+            });
+        proxy.url = format!("http://127.0.0.1:{port}");
+        proxy
+    }
+
+    /// Every request so far, in order.
+    fn calls(&self) -> Vec<Call> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let f: Vec<&str> = line.split(' ').collect();
+                assert!(f.len() >= 5, "odd fault proxy log line: {line}");
+                Call {
+                    action: f[2].to_string(),
+                    status: f[3].parse().expect("status"),
+                    outcome: f[4].to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// The requests for `action`, in order.
+    fn calls_of(&self, action: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.action == action)
+            .collect()
+    }
+
+    /// Asserts that the proxy's log and stderr hold no secret.
+    fn assert_clean(&self) {
+        for file in [&self.log, &self.stderr] {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            assert_no_secret(&file.display().to_string(), &text, true);
+        }
+    }
+
+    /// Runs poolwright through the proxy (outputs checked for secrets).
+    fn pw(&self, dir: &Path, args: &[&str]) -> Run {
+        pw_at(dir, &self.url, args, true)
+    }
+}
+
+/// The hint line of an error output.
+fn hint(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("= hint:"))
+        .unwrap_or_else(|| panic!("no hint in:\n{stderr}"))
+}
+
+fn proxies_in_moto(moto: &Moto) -> String {
+    boto(moto, "print(len(rds.describe_db_proxies()['DBProxies']))")
+}
+
+#[test]
+fn throttling_is_retried_with_backoff_then_apply_succeeds() {
+    let Some(moto) = start_moto() else { return };
+    let ids = setup(&moto);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write_config(
+        d,
+        &ids,
+        r#"{ username: app, password: "${QBO_DB_PASSWORD}" }"#,
+    );
+    let logs = tempfile::tempdir().expect("tempdir");
+    let proxy = FaultProxy::start(&moto, logs.path(), &["--throttle", "DescribeDBProxies=2"]);
+
+    let applied = proxy.pw(d, &["apply", "--poll", "0.1"]);
+    eprintln!("apply through 2 throttles:\n{}", applied.stderr);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert!(
+        applied
+            .stderr
+            .contains("created RDS Proxy automatch-books-proxy"),
+        "{}",
+        applied.stderr
+    );
+    assert!(
+        !applied.stderr.contains("Throttling") && !applied.stderr.contains("error"),
+        "a retried throttle is not an error:\n{}",
+        applied.stderr
+    );
+    assert!(
+        applied.stdout.starts_with("aws: postgresql://app:****@"),
+        "{}",
+        applied.stdout
+    );
+    // The SDK's standard retry: one DescribeDBProxies call was attempted 3
+    // times in a row (throttled, throttled, answered) before anything else;
+    // the answer is DBProxyNotFoundFault (HTTP 404): no proxy yet.
+    let calls = proxy.calls();
+    let first = calls
+        .iter()
+        .position(|c| c.action == "DescribeDBProxies")
+        .expect("DescribeDBProxies was called");
+    let attempts: Vec<(&str, u16, &str)> = calls[first..first + 3]
+        .iter()
+        .map(|c| (c.action.as_str(), c.status, c.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("DescribeDBProxies", 400, "throttled"),
+            ("DescribeDBProxies", 400, "throttled"),
+            ("DescribeDBProxies", 404, "forwarded"),
+        ],
+        "{calls:#?}"
+    );
+    assert_eq!(
+        calls.iter().filter(|c| c.outcome == "throttled").count(),
+        2,
+        "{calls:#?}"
+    );
+    assert_eq!(proxies_in_moto(&moto), "1");
+    proxy.assert_clean();
+    drop(proxy);
+
+    // Throttled more often than the SDK retries (3 attempts): apply stops,
+    // naming the action and AWS's code.
+    let logs = tempfile::tempdir().expect("tempdir");
+    let proxy = FaultProxy::start(&moto, logs.path(), &["--throttle", "DescribeDBProxies=3"]);
+    let failed = proxy.pw(d, &["apply", "--poll", "0.1"]);
+    eprintln!("apply through 3 throttles:\n{}", failed.stderr);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains("AWS DescribeDBProxies failed: Throttling: Rate exceeded"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(
+        proxy.calls_of("DescribeDBProxies").len(),
+        3,
+        "{:#?}",
+        proxy.calls()
+    );
+    proxy.assert_clean();
+}
+
+#[test]
+fn access_denied_names_the_action_and_makes_no_proxy() {
+    let Some(moto) = start_moto() else { return };
+    let ids = setup(&moto);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write_config(
+        d,
+        &ids,
+        r#"{ username: app, password: "${QBO_DB_PASSWORD}" }"#,
+    );
+    let logs = tempfile::tempdir().expect("tempdir");
+    let proxy = FaultProxy::start(&moto, logs.path(), &["--deny", "CreateDBProxy"]);
+
+    let denied = proxy.pw(d, &["apply", "--poll", "0.1"]);
+    eprintln!("apply denied CreateDBProxy:\n{}", denied.stderr);
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    assert!(
+        denied
+            .stderr
+            .contains("error: AWS CreateDBProxy failed: AccessDenied: User: arn:aws:iam::123456789012:user/ci is not authorized to perform: rds:CreateDBProxy"),
+        "{}",
+        denied.stderr
+    );
+    assert!(
+        hint(&denied.stderr).contains("the AWS identity in use may not call CreateDBProxy"),
+        "{}",
+        denied.stderr
+    );
+    assert!(denied.stdout.is_empty(), "{}", denied.stdout);
+    // AccessDenied is not retried: one attempt.
+    let creates = proxy.calls_of("CreateDBProxy");
+    assert_eq!(
+        creates,
+        [Call {
+            action: "CreateDBProxy".into(),
+            status: 403,
+            outcome: "denied".into(),
+        }]
+    );
+    // Asked of moto directly: no proxy was made.
+    assert_eq!(proxies_in_moto(&moto), "0");
+    proxy.assert_clean();
+}
+
+#[test]
+fn a_target_that_never_becomes_healthy_times_out_with_the_reason() {
+    let Some(moto) = start_moto() else { return };
+    let ids = setup(&moto);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write_config(
+        d,
+        &ids,
+        r#"{ username: app, password: "${QBO_DB_PASSWORD}" }"#,
+    );
+    let logs = tempfile::tempdir().expect("tempdir");
+    let proxy = FaultProxy::start(&moto, logs.path(), &["--unhealthy"]);
+
+    let started = Instant::now();
+    let stuck = proxy.pw(d, &["apply", "--wait", "2", "--poll", "0.2"]);
+    let took = started.elapsed();
+    eprintln!(
+        "apply with an unhealthy target ({took:?}):\n{}",
+        stuck.stderr
+    );
+    assert_eq!(stuck.code, 1, "{}", stuck.stderr);
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "apply --wait 2 took {took:?}"
+    );
+    assert!(
+        stuck.stderr.contains(
+            "error: RDS Proxy automatch-books-proxy is not healthy after 2 s: proxy available, target qbo-mirror UNAVAILABLE (AUTH_FAILURE Proxy does not have any registered credentials for the user)"
+        ),
+        "{}",
+        stuck.stderr
+    );
+    let hint = hint(&stuck.stderr);
+    assert!(
+        hint.contains("the secret's credentials are wrong")
+            && hint.contains("the role cannot read (or decrypt) the secret"),
+        "{}",
+        stuck.stderr
+    );
+    // Plain progress lines off a terminal, each state once.
+    assert_eq!(
+        stuck
+            .stderr
+            .matches("waiting: proxy available, target qbo-mirror UNAVAILABLE")
+            .count(),
+        1,
+        "{}",
+        stuck.stderr
+    );
+    assert!(stuck.stdout.is_empty(), "{}", stuck.stdout);
+    // It kept asking while it waited (every 0.2 s for 2 s).
+    let polls = proxy.calls_of("DescribeDBProxyTargets");
+    assert!(polls.len() >= 5, "{polls:#?}");
+    assert!(
+        polls
+            .iter()
+            .all(|c| c.outcome == "forwarded unhealthy" || c.outcome == "forwarded")
+    );
+    proxy.assert_clean();
 }
