@@ -669,6 +669,29 @@ fn access_denied_names_the_action_and_makes_no_proxy() {
     // Asked of moto directly: no proxy was made.
     assert_eq!(proxies_in_moto(&moto), "0");
     proxy.assert_clean();
+
+    // The secret apply created before the denial is poolwright's: destroy
+    // (with AWS answering again) removes it rather than leaving it behind.
+    let secret = "poolwright/automatch-books-proxy/app";
+    let made = boto(
+        &moto,
+        &format!("print('DeletedDate' in sm.describe_secret(SecretId='{secret}'))"),
+    );
+    assert_eq!(made, "False", "apply made the secret before CreateDBProxy");
+    let destroyed = pw_at(d, &moto.url, &["destroy", "aws", "--yes"], true);
+    eprintln!("destroy after the denied apply:\n{}", destroyed.stderr);
+    assert_eq!(destroyed.code, 0, "{}", destroyed.stderr);
+    let deleted = boto(
+        &moto,
+        &format!("print('DeletedDate' in sm.describe_secret(SecretId='{secret}'))"),
+    );
+    assert_eq!(
+        deleted,
+        "True",
+        "destroy left behind the secret the failed apply created (state: {}):\n{}",
+        state(d),
+        destroyed.stderr
+    );
 }
 
 #[test]

@@ -60,6 +60,8 @@ where
     } else if text.contains("credentials") || text.contains("NoCredentials") {
         "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
             .into()
+    } else if text.starts_with("Throttling") || text.contains("TooManyRequests") {
+        "AWS is throttling this account's API calls, and the retries ran out: wait a minute and run it again".into()
     } else if text.starts_with("AWS answered HTTP 5") {
         "an error on AWS's side: run apply again; it picks up where it stopped".into()
     } else if text.contains("dispatch failure") || text.contains("timed out") {
@@ -399,6 +401,28 @@ impl Aws {
         }
     }
 
+    /// The ARN of secret `name` if it exists, carries poolwright's tag and is
+    /// not already scheduled for deletion.
+    async fn tagged_secret(&self, name: &str) -> Result<Option<String>, Error> {
+        match self.secrets.describe_secret().secret_id(name).send().await {
+            Ok(s) => {
+                let ours = s
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == Some(MANAGED_BY.0) && t.value() == Some(MANAGED_BY.1));
+                Ok((ours && s.deleted_date().is_none())
+                    .then(|| s.arn().unwrap_or_default().to_string()))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(aws_error("DescribeSecret", &e)),
+        }
+    }
+
     fn auth(target: &Target, secret_arn: &str) -> UserAuthConfig {
         UserAuthConfig::builder()
             .auth_scheme(AuthScheme::Secrets)
@@ -617,6 +641,19 @@ impl Aws {
             }
             None => lines.push(format!("RDS Proxy {} does not exist", target.proxy_name)),
         }
+        // The secret poolwright made: from the state, or, when an apply failed
+        // before recording it, by its name and poolwright's tag.
+        let found;
+        let created_secret = match (created_secret, &target.auth) {
+            (Some(arn), _) => Some(arn),
+            (None, Auth::Create { username, .. }) => {
+                found = self
+                    .tagged_secret(&format!("poolwright/{}/{username}", target.proxy_name))
+                    .await?;
+                found.as_deref()
+            }
+            (None, Auth::Existing { .. }) => None,
+        };
         if let Some(arn) = created_secret {
             self.secrets
                 .delete_secret()
