@@ -131,28 +131,29 @@ async fn install_verifiers(
                 continue;
             }
         }
-        let password = user.password.expose()?;
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(&target.upstream.host)
-            .port(target.upstream.port)
-            .user(&user.name)
-            .password(password)
-            .dbname(&database)
-            .application_name("poolwright apply")
-            .connect_timeout(Duration::from_secs(10));
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(|e| {
-            Error::message(format!("cannot log in to {where_}/{database} as `{}`: {}", user.name, pg_error(&e))).with_hint(
-                "apply logs in as each user with the password from poolwright.yaml; it must be the role's current password. \
-                 With `userlist: plain` apply leaves the server alone",
-            )
-        })?;
-        let task = tokio::spawn(connection);
+        // Log in as the role itself, with TLS when the server offers it (or
+        // demands it: PgBouncer's server_tls_sslmode says what it expects).
+        let mut url =
+            crate::url::PgUrl::new(&target.upstream.host, target.upstream.port, &database)
+                .with_user(&user.name, Some(user.password.clone()));
+        if let Some(mode) = target.text_setting("server_tls_sslmode") {
+            if matches!(mode, "require" | "verify-ca" | "verify-full") {
+                url = url.with_param("sslmode", "require");
+            }
+        }
+        let endpoint = crate::verify::connect::Endpoint::from_url(&url)?;
+        let session = crate::verify::connect::connect(&endpoint, Duration::from_secs(10))
+            .await
+            .map_err(|e| {
+                Error::message(format!("cannot log in to {where_}/{database} as `{}`: {e}", user.name)).with_hint(
+                    "apply logs in as each user with the password from poolwright.yaml; it must be the role's current password. \
+                     With `userlist: plain` apply leaves the server alone",
+                )
+            })?;
         // The verifier holds only base64 characters, `$`, `:` and digits: safe in a literal.
         let sql = format!("ALTER ROLE {} PASSWORD '{secret}'", quote_ident(&user.name));
-        let result = client.batch_execute(&sql).await;
-        drop(client);
-        let _ = task.await;
+        let result = session.client.batch_execute(&sql).await;
+        session.close().await;
         result.map_err(|e| {
             Error::message(format!(
                 "cannot store the verifier of `{}` on {where_}: {}",
