@@ -136,10 +136,10 @@ async fn install_verifiers(
         let mut url =
             crate::url::PgUrl::new(&target.upstream.host, target.upstream.port, &database)
                 .with_user(&user.name, Some(user.password.clone()));
-        if let Some(mode) = target.text_setting("server_tls_sslmode") {
-            if matches!(mode, "require" | "verify-ca" | "verify-full") {
-                url = url.with_param("sslmode", "require");
-            }
+        if let Some(mode) = target.text_setting("server_tls_sslmode")
+            && matches!(mode, "require" | "verify-ca" | "verify-full")
+        {
+            url = url.with_param("sslmode", "require");
         }
         let endpoint = crate::verify::connect::Endpoint::from_url(&url)?;
         let session = crate::verify::connect::connect(&endpoint, Duration::from_secs(10))
