@@ -44,7 +44,7 @@ pub fn ask(s: &mut Session<'_>, p: &mut dyn Prompter) -> Result<(), Stop> {
         .optional();
     s.text_question(p, &max, "upstream.max_connections")?;
     let cores = Question::new("upstream-cores", "The server's CPU cores (optional)")
-        .help("the default pool size becomes 2 x cores + 1; empty: PgBouncer's default, 20")
+        .help("the default pool size becomes 2 x cores + 1 when that is above PgBouncer's 20; empty: 20")
         .placeholder("e.g. 4")
         .optional();
     s.text_question(p, &cores, "upstream.cores")?;

@@ -118,7 +118,7 @@ fn a_pgbouncer_session_asks_again_with_the_reason_and_writes_a_valid_file() {
     w.answer("PostgreSQL server port", ENTER);
     w.answer("max_connections (optional)", &format!("100{ENTER}"));
     w.answer("CPU cores (optional)", &format!("4{ENTER}"));
-    w.wait("Pool size per database and user: 9 (2 x 4 cores + 1)");
+    w.wait("Pool size per database and user: 20 (PgBouncer's default, which 2 x 4 cores + 1 does not exceed");
     w.answer("PgBouncer version", ENTER); // 1.18
     w.answer("Database name", &format!("my db{ENTER}"));
     // Asked again, with the loader's reason.

@@ -2,11 +2,14 @@
 //!
 //! A server does its best work with a few busy connections per core (the
 //! PostgreSQL wiki's rule of thumb: cores x 2 plus the disks it can keep
-//! busy); more only queue inside PostgreSQL instead of inside PgBouncer,
-//! where waiting is cheap. So with `upstream.cores` known the pool of each
-//! (database, user) pair is `2 x cores + 1`, otherwise PgBouncer's own 20;
-//! either way no larger than what lets every pool of every instance fit in
-//! the server's connection slots (`upstream.max_connections`).
+//! busy). But in transaction pooling a server connection stays assigned
+//! for the whole transaction, client round trips and WAL flushes included,
+//! which that rule does not count: on bench/pooling (BENCHMARKS.md) a pool
+//! of 2 x 2 cores + 1 = 5 was 5-28 % slower than PgBouncer's 20 on
+//! TPC-B-like transactions. So the pool of each (database, user) pair is
+//! PgBouncer's 20, or `2 x cores + 1` when `upstream.cores` makes that
+//! larger; either way no larger than what lets every pool of every
+//! instance fit in the server's connection slots (`upstream.max_connections`).
 
 use super::Target;
 use super::budget::{self, instances};
@@ -17,13 +20,16 @@ const PGBOUNCER_DEFAULT: u64 = 20;
 
 /// The pool size for `target` and why, as (size, reason).
 pub fn recommend(target: &Target) -> (u64, String) {
-    let base = target
-        .upstream
-        .cores
-        .map_or(PGBOUNCER_DEFAULT, |c| 2 * u64::from(c) + 1);
-    let mut reason = match target.upstream.cores {
-        Some(c) => format!("2 x {c} cores + 1"),
-        None => "PgBouncer's default (set upstream.cores for a size that fits the server)".into(),
+    let by_cores = target.upstream.cores.map(|c| 2 * u64::from(c) + 1);
+    let base = by_cores.map_or(PGBOUNCER_DEFAULT, |n| n.max(PGBOUNCER_DEFAULT));
+    let mut reason = match (target.upstream.cores, by_cores) {
+        (Some(c), Some(n)) if n > PGBOUNCER_DEFAULT => format!("2 x {c} cores + 1"),
+        (Some(c), _) => format!(
+            "PgBouncer's default, which 2 x {c} cores + 1 does not exceed (transaction pooling needs more connections than the cores: see BENCHMARKS.md)"
+        ),
+        (None, _) => {
+            "PgBouncer's default (set upstream.cores for a size that fits the server)".into()
+        }
     };
     let pairs = budget::compute(target).pools.len().max(1) as u64;
     let reserve = u64::try_from(target.int_setting("reserve_pool_size").unwrap_or(0)).unwrap_or(0);
@@ -83,9 +89,14 @@ mod tests {
 
     #[test]
     fn cores_decide_and_the_server_caps() {
+        // Small servers keep PgBouncer's 20 (bench/pooling: 5 lost to 20); big ones get 2 x cores + 1.
         assert_eq!(
             target("cores: 2", "").int_setting("default_pool_size"),
-            Some(5)
+            Some(20)
+        );
+        assert_eq!(
+            target("cores: 16", "").int_setting("default_pool_size"),
+            Some(33)
         );
         assert_eq!(
             target("port: 5432", "").int_setting("default_pool_size"),
@@ -103,7 +114,7 @@ mod tests {
                 .contains("37 server slots / (2 pools x 2 instances) - reserve 3")
         );
         // What the file says wins.
-        let given = target("cores: 2", "    pgbouncer: { default_pool_size: 30 }\n");
+        let given = target("cores: 16", "    pgbouncer: { default_pool_size: 30 }\n");
         assert_eq!(given.int_setting("default_pool_size"), Some(30));
     }
 }
