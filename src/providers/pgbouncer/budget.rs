@@ -84,9 +84,13 @@ pub fn compute(target: &Target) -> Budget {
     let unlimited_zero = target.version >= super::version::Version::new(1, 24);
     let default_pool = target.int_setting("default_pool_size").unwrap_or(20);
     let default_reserve = target.int_setting("reserve_pool_size").unwrap_or(0);
-    let mut pools = Vec::new();
-    for db in &on_upstream {
-        for user in &target.users {
+    // One pass: every pool, and the sums per database and per user (indexed
+    // like on_upstream and target.users), so large configs stay linear.
+    let mut pools = Vec::with_capacity(on_upstream.len() * target.users.len());
+    let mut per_db: Vec<Option<u64>> = vec![Some(0); on_upstream.len()];
+    let mut per_user: Vec<Option<u64>> = vec![Some(0); target.users.len()];
+    for (d, db) in on_upstream.iter().enumerate() {
+        for (u, user) in target.users.iter().enumerate() {
             let size = int(&user.settings, "pool_size")
                 .or_else(|| int(&db.settings, "pool_size"))
                 .unwrap_or(default_pool);
@@ -94,7 +98,7 @@ pub fn compute(target: &Target) -> Budget {
                 .or_else(|| int(&db.settings, "reserve_pool"))
                 .or_else(|| int(&db.settings, "reserve_pool_size"))
                 .unwrap_or(default_reserve);
-            pools.push(Pool {
+            let pool = Pool {
                 database: db.name.clone(),
                 user: user.name.clone(),
                 size: if size == 0 && unlimited_zero {
@@ -103,21 +107,20 @@ pub fn compute(target: &Target) -> Budget {
                     Some(size as u64)
                 },
                 reserve: reserve as u64,
-            });
+            };
+            per_db[d] = add(per_db[d], pool.total());
+            per_user[u] = add(per_user[u], pool.total());
+            pools.push(pool);
         }
     }
     let global_db_cap = target.int_setting("max_db_connections");
     let global_user_cap = target.int_setting("max_user_connections");
     let by_database: Option<u64> = on_upstream
         .iter()
-        .map(|db| {
-            let sum = pools
-                .iter()
-                .filter(|p| p.database == db.name)
-                .map(Pool::total)
-                .try_fold(0, |a, b| add(Some(a), b));
+        .zip(&per_db)
+        .map(|(db, sum)| {
             cap(
-                sum,
+                *sum,
                 int(&db.settings, "max_db_connections").or(global_db_cap),
             )
         })
@@ -125,14 +128,10 @@ pub fn compute(target: &Target) -> Budget {
     let by_user: Option<u64> = target
         .users
         .iter()
-        .map(|user| {
-            let sum = pools
-                .iter()
-                .filter(|p| p.user == user.name)
-                .map(Pool::total)
-                .try_fold(0, |a, b| add(Some(a), b));
+        .zip(&per_user)
+        .map(|(user, sum)| {
             cap(
-                sum,
+                *sum,
                 int(&user.settings, "max_user_connections").or(global_user_cap),
             )
         })
