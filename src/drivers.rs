@@ -89,68 +89,34 @@ pub struct Driver {
 
 /// Every driver poolwright knows. `libpq` is the default.
 pub const DRIVERS: &[Driver] = &[
-    Driver {
-        name: "libpq",
-        summary: "libpq and everything built on it: psql, pg_dump, ...",
-        scheme: "postgresql",
-        style: Style::Uri,
-        tls_param: "sslmode",
-        libpq: true,
-        params: &[],
-        direct_url_key: None,
-    },
-    Driver {
-        name: "psycopg2",
-        summary: "Python psycopg2 (never prepares statements by itself)",
-        scheme: "postgresql",
-        style: Style::Uri,
-        tls_param: "sslmode",
-        libpq: true,
-        params: &[],
-        direct_url_key: None,
-    },
-    Driver {
-        name: "psycopg",
-        summary: "Python psycopg 3",
-        scheme: "postgresql",
-        style: Style::Uri,
-        tls_param: "sslmode",
-        libpq: true,
-        params: &[],
-        direct_url_key: None,
-    },
-    Driver {
-        name: "sqlalchemy",
-        summary: "SQLAlchemy with psycopg2",
-        // Named explicitly: SQLAlchemy 2.1 made psycopg 3 the default for
-        // plain `postgresql://`, and psycopg 3 prepares statements.
-        scheme: "postgresql+psycopg2",
-        style: Style::Uri,
-        tls_param: "sslmode",
-        libpq: true,
-        params: &[],
-        direct_url_key: None,
-    },
-    Driver {
-        name: "sqlalchemy-psycopg",
-        summary: "SQLAlchemy with psycopg 3",
-        scheme: "postgresql+psycopg",
-        style: Style::Uri,
-        tls_param: "sslmode",
-        libpq: true,
-        params: &[],
-        direct_url_key: None,
-    },
-    Driver {
-        name: "asyncpg",
-        summary: "Python asyncpg",
-        scheme: "postgresql",
-        style: Style::Uri,
-        tls_param: "sslmode",
-        libpq: false,
-        params: &[],
-        direct_url_key: None,
-    },
+    Driver::uri(
+        "libpq",
+        "libpq and everything built on it: psql, pg_dump, ...",
+        "postgresql",
+        true,
+    ),
+    Driver::uri(
+        "psycopg2",
+        "Python psycopg2 (never prepares statements by itself)",
+        "postgresql",
+        true,
+    ),
+    Driver::uri("psycopg", "Python psycopg 3", "postgresql", true),
+    // Named explicitly: SQLAlchemy 2.1 made psycopg 3 the default for
+    // plain `postgresql://`, and psycopg 3 prepares statements.
+    Driver::uri(
+        "sqlalchemy",
+        "SQLAlchemy with psycopg2",
+        "postgresql+psycopg2",
+        true,
+    ),
+    Driver::uri(
+        "sqlalchemy-psycopg",
+        "SQLAlchemy with psycopg 3",
+        "postgresql+psycopg",
+        true,
+    ),
+    Driver::uri("asyncpg", "Python asyncpg", "postgresql", false),
     Driver {
         name: "sqlalchemy-asyncpg",
         summary: "SQLAlchemy (async) with asyncpg",
@@ -178,26 +144,18 @@ pub const DRIVERS: &[Driver] = &[
         ],
         direct_url_key: Some("DIRECT_URL"),
     },
-    Driver {
-        name: "node-postgres",
-        summary: "Node.js pg (node-postgres)",
-        scheme: "postgresql",
-        style: Style::Uri,
-        tls_param: "sslmode",
-        libpq: false,
-        params: &[],
-        direct_url_key: None,
-    },
-    Driver {
-        name: "postgres-js",
-        summary: "Node.js postgres (postgres.js)",
-        scheme: "postgresql",
-        style: Style::Uri,
-        tls_param: "sslmode",
-        libpq: false,
-        params: &[],
-        direct_url_key: None,
-    },
+    Driver::uri(
+        "node-postgres",
+        "Node.js pg (node-postgres)",
+        "postgresql",
+        false,
+    ),
+    Driver::uri(
+        "postgres-js",
+        "Node.js postgres (postgres.js)",
+        "postgresql",
+        false,
+    ),
     Driver {
         name: "jdbc",
         summary: "Java pgJDBC",
@@ -224,26 +182,8 @@ pub const DRIVERS: &[Driver] = &[
         )],
         direct_url_key: None,
     },
-    Driver {
-        name: "rails",
-        summary: "Ruby on Rails (ActiveRecord)",
-        scheme: "postgresql",
-        style: Style::Uri,
-        tls_param: "sslmode",
-        libpq: true,
-        params: &[],
-        direct_url_key: None,
-    },
-    Driver {
-        name: "django",
-        summary: "Django",
-        scheme: "postgresql",
-        style: Style::Uri,
-        tls_param: "sslmode",
-        libpq: true,
-        params: &[],
-        direct_url_key: None,
-    },
+    Driver::uri("rails", "Ruby on Rails (ActiveRecord)", "postgresql", true),
+    Driver::uri("django", "Django", "postgresql", true),
 ];
 
 /// The driver called `name`.
@@ -257,6 +197,26 @@ pub fn names() -> Vec<&'static str> {
 }
 
 impl Driver {
+    /// A driver that reads a plain URI with `sslmode` and needs no URL
+    /// parameters of its own (its settings, if any, are a snippet).
+    const fn uri(
+        name: &'static str,
+        summary: &'static str,
+        scheme: &'static str,
+        libpq: bool,
+    ) -> Driver {
+        Driver {
+            name,
+            summary,
+            scheme,
+            style: Style::Uri,
+            tls_param: "sslmode",
+            libpq,
+            params: &[],
+            direct_url_key: None,
+        }
+    }
+
     /// The URL parameters this driver needs behind `pooler`.
     pub fn params_for(&self, pooler: &PoolerTraits) -> Vec<(&'static str, &'static str)> {
         self.params
