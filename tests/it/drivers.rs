@@ -469,7 +469,7 @@ fn cells_on(build: &BouncerBuild) -> Vec<Cell> {
     );
     for (case, mode) in runs {
         let (url, settings) = driver_url(&config, case.driver);
-        let outcome = match case.runner {
+        let run = || match case.runner {
             Runner::Libpq => run_libpq(&url, dir.path()),
             Runner::Python => run_script(
                 &venv_python(),
@@ -494,7 +494,17 @@ fn cells_on(build: &BouncerBuild) -> Vec<Cell> {
                 &settings,
             ),
         };
+        let mut outcome = run();
         let expect = expectation(case, mode, tracks, &outcome.lib);
+        // The hazard depends on which server connection each statement
+        // lands on; on a loaded machine a run can happen to stay on one.
+        // An expected failure counts once any of three runs shows it.
+        for _ in 0..2 {
+            if !matches!(expect, Expect::PreparedStatementError) || expect.met_by(&outcome) {
+                break;
+            }
+            outcome = run();
+        }
         let cell = Cell {
             version: build.version.clone(),
             label: case.label,
