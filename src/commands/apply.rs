@@ -5,7 +5,7 @@
 //! and what is learned (host names, never secrets) goes to the state file
 //! beside poolwright.yaml so `url` works offline afterwards.
 
-use super::load;
+use super::{load, runtime};
 use crate::api::Api;
 use crate::cli::{ApplyArgs, Cli};
 use crate::config::Config;
@@ -68,10 +68,7 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
     let config = load(cli, ctx)?;
     let templates = Templates::load(args.templates.as_deref())?;
     let targets = config.select(&args.targets)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::message(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime()?;
     let mut state = State::load(&config_file(&config, ctx))?;
     for target in targets {
         eprintln!("target {} ({})", target.name, target.provider.describe());

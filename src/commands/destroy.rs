@@ -7,7 +7,7 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use super::load;
+use super::{load, runtime};
 use crate::cli::{Cli, DestroyArgs};
 use crate::context::Context;
 use crate::error::Error;
@@ -57,10 +57,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &DestroyArgs) -> Result<(), Error> {
             return Ok(());
         }
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::message(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime()?;
     let aws = runtime.block_on(Aws::connect(&t.region));
     let lines = runtime.block_on(aws.destroy(t, created.as_deref()))?;
     for line in lines {

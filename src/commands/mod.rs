@@ -56,3 +56,12 @@ fn load(cli: &Cli, ctx: &Context) -> Result<Config, Error> {
     };
     config::load(&path, &shown, &*ctx.env)
 }
+
+/// The single-threaded async runtime that the network-bound commands drive
+/// their provider and database calls on (one at a time, so one thread does).
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::message(format!("cannot start the async runtime: {e}")))
+}

@@ -1,7 +1,7 @@
 //! `poolwright plan`: what apply would do, offline, passwords masked.
 
-use super::load;
 use super::url::driver_view;
+use super::{load, runtime};
 use crate::cli::{Cli, Format, TargetsArgs};
 use crate::config::Target;
 use crate::context::Context;
@@ -23,10 +23,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &TargetsArgs) -> Result<(), Error> {
         .map_or_else(|| ".env".into(), |d| d.join(".env"));
     let env_text = std::fs::read_to_string(ctx.cwd.join(&env_file)).unwrap_or_default();
     let mut plans = Vec::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::message(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime()?;
     for target in config.select(&args.targets)? {
         let refreshed = if args.refresh {
             Some(refresh(

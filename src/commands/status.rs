@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::load;
+use super::{load, runtime};
 use crate::cli::{Cli, Format};
 use crate::context::Context;
 use crate::error::Error;
@@ -17,10 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn run(cli: &Cli, ctx: &Context) -> Result<(), Error> {
     let config = load(cli, ctx)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::message(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime()?;
     let rows: Vec<Health> = config
         .targets
         .iter()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::load;
+use super::{load, runtime};
 use crate::cli::{Cli, Format, VerifyArgs};
 use crate::context::Context;
 use crate::drivers;
@@ -28,10 +28,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
         samples: args.samples,
         timeout: TIMEOUT,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::message(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime()?;
     // A missing password comes back as a diagnostic: show it with the
     // config's source line, as every command does.
     let report = runtime
