@@ -203,6 +203,12 @@ pub struct RenderArgs {
     /// Directory of templates that replace the built-in ones (same relative paths, e.g. pgbouncer/pgbouncer.ini.tera)
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+
+    /// Replace files that were changed by hand since poolwright wrote them (or that it
+    /// never wrote); each one is kept as NAME.bak first. Without it such a file stops
+    /// the render and nothing is written
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +233,13 @@ pub struct ApplyArgs {
     /// Directory of templates that replace the built-in ones
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+
+    /// Replace host files (pgbouncer.ini, userlist.txt, the unit) that were changed by
+    /// hand since poolwright wrote them, or that it never wrote, such as a package's
+    /// default; each one is kept as NAME.bak first. Without it such a file stops
+    /// that target's apply before anything changes
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

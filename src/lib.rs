@@ -17,6 +17,7 @@ pub mod drivers;
 pub mod envfile;
 pub mod error;
 pub mod files;
+pub mod hand_edits;
 pub mod plan;
 pub mod providers;
 pub mod render;

@@ -80,6 +80,7 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
                         &templates,
                         &config.source_name(),
                         &mut *ctx.salt,
+                        args.force,
                     ))
                     .map_err(|e| match e {
                         Error::Config(d) => config.error(d.items),

@@ -10,6 +10,8 @@ mod drivers;
 mod e2e;
 /// Every example config validates, plans and renders.
 mod examples;
+/// Hand edits kept unless --force, kill -9 never leaves a half-written file, 0600 under any umask.
+mod file_safety;
 /// tests/golden/<case>/: a config and the exact files it renders.
 mod golden;
 /// tests/invalid/<case>/: a bad config and the exact message it gets.
