@@ -127,6 +127,29 @@ pub fn conflicts(planned: &[Planned<'_>]) -> Vec<Conflict> {
     found
 }
 
+/// Whether the file at `path` changed since poolwright last wrote it, as
+/// far as can be told without the new bytes (for `plan`, which has no
+/// passwords): it exists and is not what the record holds.
+pub fn changed_since_written(path: &Path) -> Option<Conflict> {
+    let current = fs::read(path).ok()?;
+    let dir = dir_of(path);
+    match read_record(&dir).files.get(&name_of(path)) {
+        Some(hashes) if hashes.contains(&sha256_hex(&current)) => None,
+        Some(_) => Some(Conflict::Edited(path.to_path_buf())),
+        None => Some(Conflict::NotOurs(path.to_path_buf())),
+    }
+}
+
+impl Conflict {
+    /// What happened to the file, in a few words.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Conflict::Edited(_) => "changed since poolwright wrote it",
+            Conflict::NotOurs(_) => "not written by poolwright",
+        }
+    }
+}
+
 /// The error for `conflicts`, naming each file as the user knows it
 /// (`shown` maps a path to its display form).
 pub fn conflict_error(conflicts: &[Conflict], shown: impl Fn(&Path) -> String) -> Error {
@@ -138,11 +161,7 @@ pub fn conflict_error(conflicts: &[Conflict], shown: impl Fn(&Path) -> String) -
         }
     );
     for c in conflicts {
-        let why = match c {
-            Conflict::Edited(_) => "changed since poolwright wrote it",
-            Conflict::NotOurs(_) => "not written by poolwright",
-        };
-        text.push_str(&format!("\n  {}: {why}", shown(c.path())));
+        text.push_str(&format!("\n  {}: {}", shown(c.path()), c.describe()));
     }
     Error::message(text).with_hint(
         "move the change into poolwright.yaml (or a --templates override) and run again, \
@@ -252,6 +271,26 @@ mod tests {
         );
         // Unless the edit is exactly what would be written anyway.
         assert_eq!(conflicts(&plan(&path, b"one, edited")), vec![]);
+    }
+
+    #[test]
+    fn plan_tells_a_changed_file_without_the_new_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pgbouncer.ini");
+        assert_eq!(changed_since_written(&path), None, "absent");
+        fs::write(&path, b"mine").unwrap();
+        assert_eq!(
+            changed_since_written(&path),
+            Some(Conflict::NotOurs(path.clone()))
+        );
+        fs::remove_file(&path).unwrap();
+        write_through(&path, b"one");
+        assert_eq!(changed_since_written(&path), None);
+        fs::write(&path, b"one, edited").unwrap();
+        assert_eq!(
+            changed_since_written(&path),
+            Some(Conflict::Edited(path.clone()))
+        );
     }
 
     #[test]

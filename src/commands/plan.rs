@@ -180,7 +180,16 @@ fn text(plans: &[TargetPlan]) -> String {
             } else {
                 ""
             };
-            out.push_str(&format!("  write   {} (mode {}{secret})\n", f.path, f.mode));
+            let guard = f.changed_by_hand.as_ref().map_or(String::new(), |why| {
+                format!(
+                    ": {why}, so apply stops unless --force (which keeps it as {}.bak)",
+                    f.name
+                )
+            });
+            out.push_str(&format!(
+                "  write   {} (mode {}{secret}){guard}\n",
+                f.path, f.mode
+            ));
         }
         for a in &p.actions {
             out.push_str(&format!("  then    {a}\n"));

@@ -170,6 +170,53 @@ fn render_refuses_a_file_it_never_wrote_and_names_every_one() {
 }
 
 #[test]
+fn plan_shows_and_apply_refuses_a_hand_edited_host_file() {
+    let work = tempfile::tempdir().expect("tempdir");
+    fs::write(
+        work.path().join("poolwright.yaml"),
+        config(work.path(), 1, 10),
+    )
+    .unwrap();
+    let applied = poolwright(work.path(), &["apply"], &[PASSWORD]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let ini = work.path().join("etc/pgbouncer.ini");
+    let plan = poolwright(work.path(), &["plan"], &[PASSWORD]);
+    assert!(!plan.stdout.contains("by hand"), "{}", plan.stdout);
+
+    let edited = fs::read_to_string(&ini).unwrap() + "; tuned by hand\n";
+    fs::write(&ini, &edited).unwrap();
+    let plan = poolwright(work.path(), &["plan"], &[PASSWORD]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let line = format!(
+        "  write   {} (mode 0644): changed since poolwright wrote it, so apply stops unless --force (which keeps it as pgbouncer.ini.bak)",
+        ini.display()
+    );
+    assert!(plan.stdout.contains(&line), "{}", plan.stdout);
+    let json = poolwright(work.path(), &["plan", "--format", "json"], &[PASSWORD]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("plan json");
+    let files = doc.to_string();
+    assert!(
+        files.contains("\"changed_by_hand\":\"changed since poolwright wrote it\""),
+        "{files}"
+    );
+
+    let refused = poolwright(work.path(), &["apply"], &[PASSWORD]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains(&format!(
+        "  {}: changed since poolwright wrote it",
+        ini.display()
+    )));
+    assert_eq!(fs::read_to_string(&ini).unwrap(), edited);
+    let forced = poolwright(work.path(), &["apply", "--force"], &[PASSWORD]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_eq!(
+        fs::read_to_string(work.path().join("etc/pgbouncer.ini.bak")).unwrap(),
+        edited
+    );
+    assert!(!fs::read_to_string(&ini).unwrap().contains("by hand"));
+}
+
+#[test]
 fn files_with_secrets_are_0600_even_under_umask_000() {
     let work = tempfile::tempdir().expect("tempdir");
     fs::write(
