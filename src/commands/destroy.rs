@@ -33,9 +33,10 @@ pub fn run(cli: &Cli, ctx: &Context, args: &DestroyArgs) -> Result<(), Error> {
         .map(str::to_string);
     if !args.yes {
         if !std::io::stdin().is_terminal() {
-            eprintln!("error: destroy asks for confirmation; stdin is not a terminal");
-            eprintln!("  = hint: run `poolwright destroy {} --yes`", target.name);
-            std::process::exit(2);
+            return Err(
+                Error::usage("destroy asks for confirmation; stdin is not a terminal")
+                    .with_hint(format!("run `poolwright destroy {} --yes`", target.name)),
+            );
         }
         let what = if created.is_some() {
             " and the secret poolwright created"

@@ -206,6 +206,24 @@ fn usage_errors_exit_2_and_help_documents_every_command() {
 }
 
 #[test]
+fn destroy_without_a_terminal_or_yes_exits_2_and_touches_nothing() {
+    let example = root().join("examples/automatch-books");
+    let run = poolwright(
+        &example,
+        &["destroy", "aws"],
+        &[
+            ("QBO_DB_PASSWORD", "x"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        "error: destroy asks for confirmation; stdin is not a terminal\n  = hint: run `poolwright destroy aws --yes`\n"
+    );
+}
+
+#[test]
 fn templates_dir_overrides_a_builtin_template() {
     let dir = project();
     let templates = dir.path().join("my-templates/pgbouncer");
