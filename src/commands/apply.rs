@@ -6,7 +6,7 @@
 //! beside poolwright.yaml so `url` works offline afterwards.
 
 use super::{load, runtime};
-use crate::api::Api;
+use crate::api::{Api, NetPolicy};
 use crate::cli::{ApplyArgs, Cli};
 use crate::config::Config;
 use crate::context::Context;
@@ -39,7 +39,8 @@ pub fn api_for(
         .map(str::to_string)
         .or_else(|| (ctx.env)(url_var))
         .unwrap_or_else(|| default.to_string());
-    Ok(Api::new(name, &base, token_var, token))
+    let policy = NetPolicy::from_env(&ctx.env)?;
+    Ok(Api::new(name, &base, token_var, token, &policy))
 }
 
 pub fn supabase_api(ctx: &Context, api_url: Option<&str>) -> Result<Api, Error> {
