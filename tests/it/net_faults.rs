@@ -33,6 +33,7 @@ use crate::managed::{
     mount_neon, neon_config, neon_env, no_secrets, pooler_body, pooler_path, project, runtime,
     state, supabase_env,
 };
+use crate::rds_proxy::{self, FaultProxy};
 use crate::support::fault_server::{Fault, FaultServer};
 use crate::support::{Run, poolwright};
 
@@ -383,5 +384,245 @@ fn a_bad_network_setting_is_a_clear_error_before_any_request() {
         no_secrets(&run);
     }
     assert_eq!(server.requests(), 0, "no request with a bad setting");
+    assert_eq!(listing(dir.path()), ["poolwright.yaml"]);
+}
+
+// ---------------------------------------------------------------------------
+// AWS (the SDK) through tests/aws/fault_proxy.py in front of moto
+// ---------------------------------------------------------------------------
+
+/// `apply` of an RDS Proxy target with AWS at `endpoint` and short
+/// patience; timed, and checked for secrets.
+fn aws_apply(dir: &Path, endpoint: &str) -> (Run, Duration) {
+    let mut env = rds_proxy::aws_env(endpoint);
+    env.extend(PATIENCE.map(|(k, v)| (k, v.to_string())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let started = Instant::now();
+    let run = poolwright(dir, &["apply", "--poll", "0.1"], &env);
+    let took = started.elapsed();
+    for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        rds_proxy::assert_no_secret(&format!("the {what} of apply"), text, true);
+    }
+    (run, took)
+}
+
+/// The secret apply makes first (DescribeSecret is its first call).
+const AWS_SECRET: &str = "poolwright/automatch-books-proxy/app";
+
+/// How many secrets and proxies moto holds, asked of moto directly.
+fn made_in_moto(moto: &rds_proxy::Moto) -> (String, String) {
+    let secrets = rds_proxy::boto(
+        moto,
+        "print(len(sm.list_secrets(IncludePlannedDeletion=True)['SecretList']))",
+    );
+    (secrets, rds_proxy::proxies_in_moto(moto))
+}
+
+/// The AWS story for one fault (a fault_proxy.py option, None: a closed
+/// port): give up cleanly, then complete on a re-run.
+fn aws_gives_up_cleanly_then_a_rerun_completes(fault: Option<&str>, says: &str, hint: &str) {
+    let Some(moto) = rds_proxy::start_moto() else {
+        return;
+    };
+    let ids = rds_proxy::setup(&moto);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    rds_proxy::write_config(
+        d,
+        &ids,
+        r#"{ username: app, password: "${QBO_DB_PASSWORD}" }"#,
+    );
+    let logs = tempfile::tempdir().expect("tempdir");
+
+    // The fault on every call (a closed port: nothing listens).
+    let (proxy, endpoint) = match fault {
+        Some(option) => {
+            let proxy = FaultProxy::start(&moto, logs.path(), &[option, "*=1000"]);
+            let url = proxy.url.clone();
+            (Some(proxy), url)
+        }
+        None => (None, FaultServer::start(Fault::Refuse, 0, None).url.clone()),
+    };
+    let (run, took) = aws_apply(d, &endpoint);
+    let what = format!("AWS under {}", fault.unwrap_or("a closed port"));
+    eprintln!("{what} ({took:?}):\n{}", run.stderr);
+    assert_eq!(run.code, 1, "{what}: exit code\n{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{what}: {}", run.stderr);
+    assert_eq!(run.stdout, "", "{what}: no URL on stdout");
+    let says = says.replace("{endpoint}", &endpoint);
+    assert!(
+        run.stderr.contains(&says),
+        "{what}: stderr lacks {says:?}:\n{}",
+        run.stderr
+    );
+    assert!(
+        rds_proxy::hint(&run.stderr).contains(hint),
+        "{what}: the hint lacks {hint:?}:\n{}",
+        run.stderr
+    );
+    // Bounded attempts (the SDK's, set by POOLWRIGHT_HTTP_ATTEMPTS=3),
+    // counted at the proxy: the first call, three times, and nothing after.
+    if let Some(proxy) = &proxy {
+        let calls: Vec<(String, String)> = proxy
+            .calls()
+            .into_iter()
+            .map(|c| (c.action, c.outcome))
+            .collect();
+        let outcome = proxy.calls().first().map(|c| c.outcome.clone());
+        assert_eq!(calls.len(), ATTEMPTS, "{what}: {calls:#?}");
+        assert!(
+            calls
+                .iter()
+                .all(|(a, o)| a == "DescribeSecret" && Some(o) == outcome.as_ref()),
+            "{what}: {calls:#?}"
+        );
+        proxy.assert_clean();
+    }
+    // Bounded time: 3 attempts of at most 0.5 s and short backoffs.
+    assert!(took < Duration::from_secs(15), "{what}: took {took:?}");
+    if fault == Some("--hang") {
+        assert!(took >= Duration::from_millis(1500), "{what}: {took:?}");
+    }
+    // Nothing half-written: no state file, nothing made in AWS.
+    assert_eq!(listing(d), ["poolwright.yaml"], "{what}");
+    assert_eq!(made_in_moto(&moto), ("0".into(), "0".into()), "{what}");
+    drop(proxy);
+
+    // The re-run: the fault strikes the first call once more (the SDK
+    // retries it), then AWS answers; a closed port is replaced by moto.
+    let logs = tempfile::tempdir().expect("tempdir");
+    let (proxy, endpoint) = match fault {
+        Some(option) => {
+            let proxy = FaultProxy::start(&moto, logs.path(), &[option, "*=1"]);
+            let url = proxy.url.clone();
+            (Some(proxy), url)
+        }
+        None => (None, moto.url.clone()),
+    };
+    let (run, took) = aws_apply(d, &endpoint);
+    eprintln!("the re-run ({took:?}):\n{}", run.stderr);
+    assert_eq!(run.code, 0, "{what}: the re-run failed\n{}", run.stderr);
+    assert!(
+        run.stdout.starts_with("aws: postgresql://app:****@"),
+        "{what}: {}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains(&format!("created secret {AWS_SECRET}"))
+            && run
+                .stderr
+                .contains("created RDS Proxy automatch-books-proxy"),
+        "{what}: {}",
+        run.stderr
+    );
+    let endpoint_host = rds_proxy::state(d)["targets"]["aws"]["endpoint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !endpoint_host.is_empty() && run.stdout.contains(&endpoint_host),
+        "{what}: the state's endpoint {endpoint_host:?} is the URL's host: {}",
+        run.stdout
+    );
+    assert_eq!(made_in_moto(&moto), ("1".into(), "1".into()), "{what}");
+    if let Some(proxy) = &proxy {
+        let calls = proxy.calls();
+        assert_eq!(
+            (calls[0].action.as_str(), calls[1].action.as_str()),
+            ("DescribeSecret", "DescribeSecret"),
+            "{what}: the faulty call was retried: {calls:#?}"
+        );
+        assert_eq!(
+            calls.iter().filter(|c| c.outcome != "forwarded").count(),
+            1,
+            "{what}: {calls:#?}"
+        );
+        proxy.assert_clean();
+    }
+}
+
+#[test]
+fn aws_connection_refused() {
+    aws_gives_up_cleanly_then_a_rerun_completes(
+        None,
+        "error: AWS DescribeSecret failed: cannot reach AWS at {endpoint}: connection refused (3 attempts)",
+        "check the network, the region, and AWS_ENDPOINT_URL; a re-run picks up where this one stopped",
+    );
+}
+
+#[test]
+fn aws_reset_mid_body() {
+    aws_gives_up_cleanly_then_a_rerun_completes(
+        Some("--reset"),
+        "error: AWS DescribeSecret failed: AWS at {endpoint} broke off its answer: connection reset (3 attempts)",
+        "a flaky network or proxy: run it again (it picks up where it stopped)",
+    );
+}
+
+#[test]
+fn aws_slow_past_the_timeout() {
+    aws_gives_up_cleanly_then_a_rerun_completes(
+        Some("--hang"),
+        "error: AWS DescribeSecret failed: AWS at {endpoint} did not answer within 0.5 s (3 attempts)",
+        "allow more time with POOLWRIGHT_HTTP_TIMEOUT=SECONDS (now 0.5 s)",
+    );
+}
+
+#[test]
+fn aws_5xx_storm() {
+    aws_gives_up_cleanly_then_a_rerun_completes(
+        Some("--unavailable"),
+        "error: AWS DescribeSecret failed: ServiceUnavailable: Service is unavailable (HTTP 503, 3 attempts)",
+        "an error on AWS's side: run it again later; it picks up where it stopped",
+    );
+}
+
+/// Bad retry settings are refused before any call: aws-config itself
+/// panics on a bad AWS_MAX_ATTEMPTS or AWS_RETRY_MODE.
+#[test]
+fn aws_a_bad_retry_setting_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids = json!({
+        "instance": "qbo-mirror",
+        "subnets": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+        "security_group": "sg-0123456789abcdef0",
+    });
+    rds_proxy::write_config(
+        dir.path(),
+        &ids,
+        r#"{ username: app, password: "${QBO_DB_PASSWORD}" }"#,
+    );
+    let aws = FaultServer::start(Fault::Status(503), usize::MAX, None);
+    for (var, value, says) in [
+        (
+            "AWS_MAX_ATTEMPTS",
+            "0",
+            "error: AWS_MAX_ATTEMPTS must be a whole number of at least 1, not `0`",
+        ),
+        (
+            "AWS_RETRY_MODE",
+            "eager",
+            "error: AWS_RETRY_MODE must be `standard` or `adaptive`, not `eager`",
+        ),
+        (
+            "POOLWRIGHT_HTTP_TIMEOUT",
+            "0",
+            "error: POOLWRIGHT_HTTP_TIMEOUT must be a number of seconds above 0",
+        ),
+    ] {
+        let mut env = rds_proxy::aws_env(&aws.url);
+        env.push((var, value.to_string()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let run = poolwright(dir.path(), &["apply"], &env);
+        assert_eq!(run.code, 1, "{var}={value}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        assert!(run.stderr.contains(says), "{var}={value}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("= hint: fix or unset {var}")),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(aws.requests(), 0, "no call with a bad setting");
     assert_eq!(listing(dir.path()), ["poolwright.yaml"]);
 }
