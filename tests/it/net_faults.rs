@@ -626,3 +626,20 @@ fn aws_a_bad_retry_setting_is_a_clear_error_not_a_panic() {
     assert_eq!(aws.requests(), 0, "no call with a bad setting");
     assert_eq!(listing(dir.path()), ["poolwright.yaml"]);
 }
+
+/// The settings are documented where a user looks: the help of every
+/// command that calls an API.
+#[test]
+fn help_names_the_network_settings() {
+    for command in ["apply", "plan", "destroy"] {
+        let help = poolwright(Path::new("."), &[command, "--help"], &[]);
+        assert_eq!(help.code, 0, "{command} --help");
+        for (var, _) in PATIENCE {
+            assert!(
+                help.stdout.contains(&format!("  {var}  ")),
+                "{command} --help lacks {var}:\n{}",
+                help.stdout
+            );
+        }
+    }
+}
