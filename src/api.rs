@@ -143,6 +143,8 @@ pub struct Api {
     pub attempts: u32,
     /// The first backoff; doubles with every retry.
     pub backoff: Duration,
+    /// The longest wait between attempts, `Retry-After` included.
+    pub max_wait: Duration,
 }
 
 /// What one attempt came to.
@@ -173,6 +175,7 @@ impl Api {
             timeout: policy.timeout,
             attempts: policy.attempts.unwrap_or(DEFAULT_ATTEMPTS),
             backoff: policy.backoff.unwrap_or(DEFAULT_BACKOFF),
+            max_wait: MAX_WAIT,
         }
     }
 
@@ -217,8 +220,8 @@ impl Api {
             let Some(wait) = wait else {
                 return self.conclude(outcome, path, what, attempt);
             };
-            tokio::time::sleep(wait.min(MAX_WAIT)).await;
-            delay = (delay * 2).min(MAX_WAIT);
+            tokio::time::sleep(wait.min(self.max_wait)).await;
+            delay = (delay * 2).min(self.max_wait);
             attempt += 1;
         }
     }
@@ -462,6 +465,33 @@ mod tests {
             let value = api(&server).get("/x", &[], "x").await.unwrap();
             assert_eq!(value["ok"], true);
             assert_eq!(server.received_requests().await.unwrap().len(), 3);
+        });
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_the_cap() {
+        run(async {
+            let server = MockServer::start().await;
+            Mock::given(path("/x"))
+                .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "3600"))
+                .up_to_n_times(1)
+                .mount(&server)
+                .await;
+            Mock::given(path("/x"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
+                .mount(&server)
+                .await;
+            let mut a = api(&server);
+            a.max_wait = Duration::from_millis(300);
+            let started = std::time::Instant::now();
+            a.get("/x", &[], "x").await.unwrap();
+            let took = started.elapsed();
+            // An hour asked for, the cap waited: more than the 10 ms backoff.
+            assert!(
+                took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+                "{took:?}"
+            );
+            assert_eq!(server.received_requests().await.unwrap().len(), 2);
         });
     }
 
