@@ -39,6 +39,16 @@ pub enum Format {
     Markdown,
 }
 
+/// The environment variables that set how patient the API clients are
+/// (read in src/api.rs), for the commands that call APIs.
+const NETWORK_HELP: &str = "\
+Network (the Supabase, Neon and AWS APIs; a bad value is an error):
+  POOLWRIGHT_HTTP_TIMEOUT   seconds one attempt may take, like 0.5 or 60 [default: 20]
+  POOLWRIGHT_HTTP_ATTEMPTS  attempts per request, 1 to 20
+                            [default: 4; AWS: AWS_MAX_ATTEMPTS, else 3]
+  POOLWRIGHT_HTTP_BACKOFF   seconds before the first retry, doubling after each
+                            [default: 0.5; AWS: the SDK's]";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Set up poolwright.yaml: ask what a target needs (or take it from flags with
@@ -53,10 +63,12 @@ pub enum Command {
     /// Check the config, pool budget included; exit 1 on any problem
     Validate,
     /// Show what apply would do for each target, and each target's URL (offline; passwords masked)
+    #[command(after_help = NETWORK_HELP)]
     Plan(TargetsArgs),
     /// Write the self-hosted pooler's files (pgbouncer.ini, userlist.txt, pgbouncer.service)
     Render(RenderArgs),
     /// Make it so: write the files to the target's host paths, store verifiers, reload
+    #[command(after_help = NETWORK_HELP)]
     Apply(ApplyArgs),
     /// Print a target's DATABASE_URL (password masked unless --show-password)
     Url(UrlArgs),
@@ -72,6 +84,7 @@ pub enum Command {
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Remove what apply made in a cloud (an RDS Proxy, its target, the secret poolwright created)
+    #[command(after_help = NETWORK_HELP)]
     Destroy(DestroyArgs),
 }
 

@@ -58,8 +58,9 @@ pub fn run(cli: &Cli, ctx: &Context, args: &DestroyArgs) -> Result<(), Error> {
             return Ok(());
         }
     }
+    let policy = crate::providers::rds_proxy::aws::net_policy(&ctx.env)?;
     let runtime = runtime()?;
-    let aws = runtime.block_on(Aws::connect(&t.region));
+    let aws = runtime.block_on(Aws::connect(&t.region, &policy));
     let lines = runtime.block_on(aws.destroy(t, created.as_deref()))?;
     for line in lines {
         eprintln!("{line}");

@@ -83,7 +83,8 @@ fn refresh(
             t.hosts = Some((pooled, direct, Source::Api));
         }
         ProviderTarget::RdsProxy(t) => {
-            let aws = runtime.block_on(rds_proxy::aws::Aws::connect(&t.region));
+            let policy = rds_proxy::aws::net_policy(&ctx.env)?;
+            let aws = runtime.block_on(rds_proxy::aws::Aws::connect(&t.region, &policy));
             let state = State::load(config_path)?;
             let created = state
                 .get(&target.name, "created_secret")

@@ -18,6 +18,9 @@ mod golden;
 mod invalid;
 /// Managed poolers: Supabase, Neon (mock APIs: wiremock and Prism on the published specs), manifest-only providers.
 mod managed;
+/// Network faults (refused, reset mid-body, slow, 5xx storms) against the
+/// Supabase, Neon and AWS clients: bounded retries, a clear error, a re-run that completes.
+mod net_faults;
 /// .env merges and secrets for Modal, Kubernetes, GitHub, Docker and AWS.
 mod outputs;
 /// AWS RDS Proxy against moto's server.
