@@ -3,6 +3,7 @@
 
 pub mod interpolate;
 pub mod reader;
+pub mod source;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -17,8 +18,6 @@ use crate::state::State;
 
 /// The file name poolwright looks for.
 pub const FILE_NAME: &str = "poolwright.yaml";
-/// Larger files are refused before parsing (a config is a few kilobytes).
-const MAX_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A loaded, valid config.
 #[derive(Debug)]
@@ -109,41 +108,7 @@ pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
 /// Reads and checks the config at `path`; messages call it `shown_as`
 /// (the name the user typed, or the one found relative to their directory).
 pub fn load(path: &Path, shown_as: &Path, env: EnvLookup<'_>) -> Result<Config, Error> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(shown_as, &e))?;
-    if meta.len() > MAX_BYTES {
-        return Err(Error::message(format!(
-            "{} is {} bytes; a poolwright config is at most {MAX_BYTES} bytes",
-            shown_as.display(),
-            meta.len()
-        )));
-    }
-    if meta.is_dir() {
-        return Err(Error::message(format!(
-            "{} is a directory, not a config file",
-            shown_as.display()
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(shown_as, &e))?;
-    let source = match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => {
-            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let text = String::from_utf8_lossy(valid);
-            let line = text.matches('\n').count() + 1;
-            let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            let d = Diagnostic::new(
-                shown_as,
-                Span::new(line, column, 1),
-                "",
-                "the file is not valid UTF-8 text",
-            )
-            .with_hint("save it as UTF-8");
-            return Err(Error::Config(Diagnostics {
-                source: None,
-                items: vec![d],
-            }));
-        }
-    };
+    let source = source::decode(source::read_bytes(path, shown_as)?, shown_as)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let context = LoadContext {
         registry: Registry::with_user_dir(&dir.join("providers"))?,
