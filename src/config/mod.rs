@@ -205,7 +205,7 @@ fn read_root(reader: &mut Reader<'_>, root: &yaml::Node, context: &LoadContext) 
             if !valid {
                 reader.error(key.span, &field, format!(
                         "the target name `{}` may hold only letters, digits, `_`, `-` and `.` (at most 63, not starting with `.`)",
-                        key.name.escape_debug()
+                        crate::diagnostic::printable(&key.name)
                     ));
                 continue;
             }

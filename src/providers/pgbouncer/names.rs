@@ -68,12 +68,12 @@ pub fn check(
         }
         return Err(format!(
             "the {what} name `{}` contains {shown}, which PgBouncer {version} cannot take in a name",
-            name.escape_debug()
+            crate::diagnostic::printable(name)
         ));
     }
     Err(format!(
         "the {what} name `{}` contains {shown}; PgBouncer {version} accepts only letters, digits, `_`, `.` and `-` in names",
-        name.escape_debug()
+        crate::diagnostic::printable(name)
     ))
 }
 
