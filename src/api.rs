@@ -13,7 +13,9 @@ use serde_json::Value;
 use crate::error::Error;
 
 /// One provider API: its base URL and where its token comes from.
-#[derive(Debug, Clone)]
+/// `Debug` is written by hand, so `{:?}` (in a log line, a panic message,
+/// a test failure) never shows the token.
+#[derive(Clone)]
 pub struct Api {
     /// For messages: "the Supabase Management API".
     pub name: &'static str,
@@ -25,6 +27,20 @@ pub struct Api {
     pub attempts: u32,
     /// The first backoff; doubles with every retry.
     pub backoff: Duration,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("token_var", &self.token_var)
+            .field("token", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("attempts", &self.attempts)
+            .field("backoff", &self.backoff)
+            .finish()
+    }
 }
 
 impl Api {
@@ -209,6 +225,20 @@ mod tests {
             assert_eq!(value["ok"], true);
             assert_eq!(server.received_requests().await.unwrap().len(), 3);
         });
+    }
+
+    #[test]
+    fn debug_formatting_redacts_the_token() {
+        let api = Api::new(
+            "the Test API",
+            "http://x",
+            "TEST_TOKEN",
+            "tok-d3bug-s3cret".into(),
+        );
+        let shown = format!("{api:?} {api:#?}");
+        assert!(!shown.contains("tok-d3bug-s3cret"), "{shown}");
+        assert!(shown.contains("token: \"<redacted>\""), "{shown}");
+        assert!(shown.contains("TEST_TOKEN"), "{shown}");
     }
 
     #[test]

@@ -404,3 +404,16 @@ impl<'n> MapView<'n> {
         node
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_formatting_never_shows_a_secret() {
+        let secret = Secret::known("hunter2-d3bug");
+        let shown = format!("{secret:?} {secret:#?} {:?}", Some(&secret));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("Secret(****)"), "{shown}");
+    }
+}
