@@ -153,7 +153,7 @@ pub fn parse_with(
     let mut reader = Reader::new(path, env);
     let targets = read_root(&mut reader, &root, context);
     if !reader.ok() {
-        return Err(fail(reader.problems, source));
+        return Err(fail(reader.into_problems(), source));
     }
     Ok(Config {
         path: path.to_path_buf(),
