@@ -151,6 +151,7 @@ pub fn parse_with(
         Err(items) => return Err(fail(items, source)),
     };
     let mut reader = Reader::new(path, env);
+    reader.source_is_blank = source.trim().is_empty();
     let targets = read_root(&mut reader, &root, context);
     if !reader.ok() {
         return Err(fail(reader.into_problems(), source));
@@ -164,7 +165,13 @@ pub fn parse_with(
 
 fn read_root(reader: &mut Reader<'_>, root: &yaml::Node, context: &LoadContext) -> Vec<Target> {
     if root.value == Value::Null {
-        reader.error(root.span, "", "the file is empty").hint = Some(
+        // An empty file and one of only comments look alike to YAML.
+        let message = if reader.source_is_blank {
+            "the file is empty"
+        } else {
+            "the file holds only comments and blank lines"
+        };
+        reader.error(root.span, "", message).hint = Some(
             "start with `version: 1` and a `targets:` mapping, or run `poolwright init`".into(),
         );
         return Vec::new();

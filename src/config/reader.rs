@@ -21,6 +21,8 @@ pub struct Reader<'a> {
     pub file: &'a Path,
     env: EnvLookup<'a>,
     pub problems: Vec<Diagnostic>,
+    /// The file holds nothing but white space (not even a comment).
+    pub source_is_blank: bool,
     /// Scalars whose `${VAR}` brought in a value from the environment:
     /// (where, the value, the text as written). Messages about them show
     /// the text instead of the value: a variable meant for a password may
@@ -99,6 +101,7 @@ impl<'a> Reader<'a> {
             file,
             env,
             problems: Vec::new(),
+            source_is_blank: false,
             expanded: Vec::new(),
         }
     }
@@ -448,6 +451,13 @@ impl<'n> MapView<'n> {
             }
             let field = self.field(&key.name);
             let d = reader.error(key.span, &field, format!("unknown key `{}`", key.name));
+            if key.name == "<<" {
+                d.hint = Some(
+                    "poolwright does not expand YAML merge keys (`<<: *anchor`); write the keys out"
+                        .into(),
+                );
+                continue;
+            }
             d.hint = Some(
                 match did_you_mean(&key.name, self.known.iter().map(String::as_str)) {
                     Some(m) => format!("did you mean `{m}`?"),
