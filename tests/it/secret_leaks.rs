@@ -95,9 +95,21 @@ fn percent_encoded(s: &str) -> String {
         .collect()
 }
 
+/// The database users of the config and the variables of their passwords:
+/// their md5 hashes (`md5` + md5(password + user)) count as the secret too.
+const USERS: &[(&str, &str)] = &[
+    ("app", "APP_DB_PASSWORD"),
+    ("pgbadmin", "ADMIN_DB_PASSWORD"),
+    ("app", "PLAIN_DB_PASSWORD"),
+];
+
 /// Every form of every secret that must not show.
 fn forbidden_forms() -> Vec<(String, &'static str)> {
     let mut forms = Vec::new();
+    for (user, var) in USERS {
+        let value = SECRETS.iter().find(|s| s.var == *var).expect("known").value;
+        forms.push((poolwright::scram::md5_secret(user, value), *var));
+    }
     for s in SECRETS {
         forms.push((s.value.to_string(), s.var));
         forms.push((s.core.to_string(), s.var));
@@ -138,6 +150,8 @@ fn env() -> Vec<(&'static str, &'static str)> {
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("AWS_MAX_ATTEMPTS", "1"),
         ("PGCONNECT_TIMEOUT", "2"),
+        // A panic would print a backtrace too; it is checked like the rest.
+        ("RUST_BACKTRACE", "1"),
     ]);
     env
 }
@@ -414,10 +428,17 @@ targets:
             &["plan"],
             &["render", "--out", "out"],
             &["url", "prod", "--show-password"],
+            &["env", "prod"],
             &["apply"],
         ] {
             let run = run_clean(dir, args, &[]);
             assert_eq!(run.code, 1, "{args:?} must fail:\n{}", run.stderr);
+            let written: Vec<_> = std::fs::read_dir(dir)
+                .expect("project dir")
+                .map(|e| e.expect("entry").file_name())
+                .filter(|n| n != "poolwright.yaml")
+                .collect();
+            assert!(written.is_empty(), "{args:?} wrote {written:?}");
         }
     }
 }
