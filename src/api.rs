@@ -131,7 +131,9 @@ pub fn slow_hint(policy_timeout: Duration) -> String {
 }
 
 /// One provider API: its base URL and where its token comes from.
-#[derive(Debug, Clone)]
+/// `Debug` is written by hand, so `{:?}` (in a log line, a panic message,
+/// a test failure) never shows the token.
+#[derive(Clone)]
 pub struct Api {
     /// For messages: "the Supabase Management API".
     pub name: &'static str,
@@ -157,6 +159,21 @@ enum Attempt {
     },
     /// No complete answer: refused, timed out, or broken off.
     Broken(reqwest::Error),
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("token_var", &self.token_var)
+            .field("token", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("attempts", &self.attempts)
+            .field("backoff", &self.backoff)
+            .field("max_wait", &self.max_wait)
+            .finish()
+    }
 }
 
 impl Api {
@@ -493,6 +510,21 @@ mod tests {
             );
             assert_eq!(server.received_requests().await.unwrap().len(), 2);
         });
+    }
+
+    #[test]
+    fn debug_formatting_redacts_the_token() {
+        let api = Api::new(
+            "the Test API",
+            "http://x",
+            "TEST_TOKEN",
+            "tok-d3bug-s3cret".into(),
+            &NetPolicy::default(),
+        );
+        let shown = format!("{api:?} {api:#?}");
+        assert!(!shown.contains("tok-d3bug-s3cret"), "{shown}");
+        assert!(shown.contains("token: \"<redacted>\""), "{shown}");
+        assert!(shown.contains("TEST_TOKEN"), "{shown}");
     }
 
     #[test]

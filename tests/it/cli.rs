@@ -251,3 +251,28 @@ fn completions_are_generated() {
     assert_eq!(run.code, 0);
     assert!(run.stdout.contains("poolwright"));
 }
+
+/// The `../` rule: poolwright.yaml cannot send a write outside the place it
+/// shows (host paths are absolute and free of `..`, see
+/// tests/invalid/host-paths-leave-their-place), but a directory the user
+/// names on the command line is theirs to choose, `..` included.
+#[test]
+fn output_paths_given_on_the_command_line_are_honoured_even_outside_the_project() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let project = parent.path().join("project");
+    std::fs::create_dir(&project).expect("project dir");
+    std::fs::write(project.join("poolwright.yaml"), CONFIG).expect("write config");
+    let env = [("QBO_DB_PASSWORD", PASSWORD)];
+    let run = poolwright(&project, &["render", "--out", "../rendered"], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("wrote ../rendered/pgbouncer.ini"),
+        "{}",
+        run.stderr
+    );
+    assert!(parent.path().join("rendered/userlist.txt").is_file());
+    let run = poolwright(&project, &["env", "prod", "--file", "../app.env"], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(parent.path().join("app.env")).expect("app.env");
+    assert!(text.contains(ENCODED), "{text}");
+}

@@ -27,6 +27,8 @@ mod outputs;
 mod rds_proxy;
 /// processes: N: several PgBouncer processes on one port.
 mod scale_out;
+/// No command shows a secret (raw, encoded, in Debug output) unless asked to.
+mod secret_leaks;
 /// `verify` (login, TLS, running config, pooling, live budget, hazards,
 /// latency) and `status` against real PostgreSQL and PgBouncer.
 mod verify;
