@@ -879,7 +879,7 @@ fn neon_offline_without_region_is_known_after_apply() {
 // ---------------------------------------------------------------------------
 
 /// One entry of Supabase's pooler configuration, complete per the spec.
-fn pooler_entry(kind: &str, identifier: &str, host: &str) -> Value {
+pub(crate) fn pooler_entry(kind: &str, identifier: &str, host: &str) -> Value {
     let uri = format!("postgresql://postgres.{REF}:[YOUR-PASSWORD]@{host}:6543/postgres");
     json!({
         "identifier": identifier,

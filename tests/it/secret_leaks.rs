@@ -495,7 +495,7 @@ fn a_generated_password_goes_only_into_the_env_file() {
 /// and the mock API sees the token only in the Authorization header.
 #[test]
 fn the_state_file_and_a_successful_apply_show_no_secret() {
-    const REF: &str = "abcdefghijklmnopqrst";
+    use crate::managed::REF;
     let host = "aws-1-eu-central-1.pooler.supabase.com";
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -503,21 +503,7 @@ fn the_state_file_and_a_successful_apply_show_no_secret() {
         .expect("tokio runtime");
     let server = rt.block_on(async {
         let server = wiremock::MockServer::start().await;
-        let uri = format!("postgresql://postgres.{REF}:[YOUR-PASSWORD]@{host}:6543/postgres");
-        let body = serde_json::json!([{
-            "identifier": REF,
-            "database_type": "PRIMARY",
-            "is_using_scram_auth": true,
-            "db_user": format!("postgres.{REF}"),
-            "db_host": host,
-            "db_port": 6543,
-            "db_name": "postgres",
-            "connection_string": uri,
-            "connectionString": uri,
-            "default_pool_size": null,
-            "max_client_conn": null,
-            "pool_mode": "transaction",
-        }]);
+        let body = serde_json::json!([crate::managed::pooler_entry("PRIMARY", REF, host)]);
         wiremock::Mock::given(wiremock::matchers::method("GET"))
             .and(wiremock::matchers::path(format!(
                 "/v1/projects/{REF}/config/database/pooler"
