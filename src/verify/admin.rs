@@ -298,7 +298,7 @@ pub async fn pools(console: &Session, target: &Target) -> Check {
     let cap = budget::compute(target)
         .pools
         .iter()
-        .find(|p| &p.database == db && &p.user == user)
+        .find(|p| p.database == db && p.user == user)
         .and_then(budget::Pool::total)
         .map_or_else(|| "unlimited".to_string(), |c| c.to_string());
     let waiting = n("cl_waiting");
