@@ -17,6 +17,8 @@ pub mod drivers;
 pub mod envfile;
 pub mod error;
 pub mod files;
+#[doc(hidden)]
+pub mod invariants;
 pub mod plan;
 pub mod providers;
 pub mod render;
