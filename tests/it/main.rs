@@ -10,6 +10,10 @@ mod drivers;
 mod e2e;
 /// Every example config validates, plans and renders.
 mod examples;
+/// Property tests of the fuzz targets' invariants (poolwright::invariants).
+mod fuzz_properties;
+/// fuzz/regressions/<target>/<case>: found and hand-picked fuzz inputs, replayed.
+mod fuzz_regressions;
 /// tests/golden/<case>/: a config and the exact files it renders.
 mod golden;
 /// tests/invalid/<case>/: a bad config and the exact message it gets.
