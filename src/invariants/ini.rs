@@ -253,6 +253,14 @@ pub fn check_target(target: &Target) {
             .unwrap_or_else(|| panic!("no {name} rendered"));
         String::from_utf8(f.bytes.clone()).expect("rendered text is UTF-8")
     };
+    // The URL apps get: validation let nothing in that it cannot carry.
+    let url = target.pooled_url();
+    if let Some(problem) = url.problem() {
+        panic!("the config accepted a pooled URL libpq cannot read: {problem}");
+    }
+    if let Some(Ok(password)) = url.password.as_ref().map(|p| p.expose()) {
+        super::url::check_built(&url, Some(password));
+    }
     let ini = file("pgbouncer.ini");
     let quoted_keys = target.version >= target.facts.quoted_keys_since;
     let entries = parse_ini(&ini, quoted_keys)

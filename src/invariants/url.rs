@@ -40,10 +40,16 @@ pub fn check_url(data: &[u8]) {
         return;
     }
     let expected_password = url.password.as_ref().map(|_| password.as_str());
-    check_libpq_form(&url, expected_password);
-    check_with_tokio_postgres(&url, expected_password);
-    check_masked(&url, &password);
-    check_jdbc_form(&url, expected_password);
+    check_built(&url, expected_password);
+}
+
+/// `url` (which [`PgUrl::problem`] accepts) reads back as its parts, in
+/// the URI and JDBC forms, and its masked form hides `password`.
+pub fn check_built(url: &PgUrl, password: Option<&str>) {
+    check_libpq_form(url, password);
+    check_with_tokio_postgres(url, password);
+    check_masked(url, password.unwrap_or(""));
+    check_jdbc_form(url, password);
 }
 
 fn reveal(url: &PgUrl) -> String {
