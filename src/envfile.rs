@@ -269,10 +269,16 @@ pub fn merge(
                         key: a.key.to_string(),
                         old: a.value.clone(),
                     });
+                    // An empty unquoted value before a comment would make
+                    // the comment the value: quote it.
+                    let quote = match a.quote {
+                        None if value.is_empty() && !a.tail.is_empty() => Some('"'),
+                        q => q,
+                    };
                     out.push(format!(
                         "{}{}{}{}",
                         a.head,
-                        write_value(value, a.quote),
+                        write_value(value, quote),
                         a.tail,
                         line.ending
                     ));
@@ -489,6 +495,14 @@ mod tests {
             merge(&first.text, "prod", "", &[], &["prod"]).text,
             first.text
         );
+    }
+
+    #[test]
+    fn an_empty_value_before_a_comment_is_quoted() {
+        // Found by fuzz/env_merge: `K= # c` reads back as `# c`.
+        let merged = merge("K=plain # c\n", "t", "", &[("K", "")], &["t"]);
+        assert_eq!(merged.text, "K=\"\" # c\n");
+        assert_eq!(values_of(&merged.text, "K"), vec![""]);
     }
 
     #[test]
