@@ -1,10 +1,18 @@
 //! Calling the providers' HTTP APIs (Supabase Management API, Neon API v2).
 //!
 //! One small client for both: a bearer token from an environment variable,
-//! a timeout per request, retries with exponential backoff on 429 and 5xx
-//! (honouring `Retry-After`), and errors that say what to fix: which
-//! variable holds a refused token, which id was not found. The token never
-//! appears in any message.
+//! a timeout per attempt, retries with exponential backoff on 429, 5xx and
+//! broken connections (honouring `Retry-After`, capped), and errors that say
+//! what to fix: which variable holds a refused token, which id was not
+//! found, which API could not be reached and how often it was tried. The
+//! token never appears in any message.
+//!
+//! Every call is a GET, so every attempt may be repeated safely: a request
+//! that timed out, or whose answer broke off mid-body, is sent again.
+//!
+//! How patient poolwright is ([`NetPolicy`]) comes from three environment
+//! variables, read here and nowhere else, and applies to AWS as well
+//! (src/providers/rds_proxy/aws.rs).
 
 use std::time::Duration;
 
@@ -12,8 +20,120 @@ use serde_json::Value;
 
 use crate::error::Error;
 
+/// Seconds one attempt may take (connecting, sending, reading the answer).
+pub const TIMEOUT_VAR: &str = "POOLWRIGHT_HTTP_TIMEOUT";
+/// Attempts per request, the first one included.
+pub const ATTEMPTS_VAR: &str = "POOLWRIGHT_HTTP_ATTEMPTS";
+/// Seconds before the first retry; doubles with every further one.
+pub const BACKOFF_VAR: &str = "POOLWRIGHT_HTTP_BACKOFF";
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+const DEFAULT_ATTEMPTS: u32 = 4;
+const DEFAULT_BACKOFF: Duration = Duration::from_millis(500);
+/// The longest single wait between attempts, `Retry-After` included: a
+/// server asking for an hour would otherwise hold the command that long.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Connecting gets at most this long, however long an attempt may take.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait for an API and how often to try: the defaults, or what
+/// POOLWRIGHT_HTTP_TIMEOUT, _ATTEMPTS and _BACKOFF say (for slow networks,
+/// and for tests that cannot wait 20 s per fault).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NetPolicy {
+    pub timeout: Duration,
+    /// None: the default (4 for Supabase and Neon; the SDK's, or
+    /// AWS_MAX_ATTEMPTS, for AWS).
+    pub attempts: Option<u32>,
+    /// None: the default (0.5 s for Supabase and Neon; the SDK's for AWS).
+    pub backoff: Option<Duration>,
+}
+
+impl Default for NetPolicy {
+    fn default() -> NetPolicy {
+        NetPolicy {
+            timeout: DEFAULT_TIMEOUT,
+            attempts: None,
+            backoff: None,
+        }
+    }
+}
+
+impl NetPolicy {
+    /// The policy from the environment (`env` looks a variable up); an
+    /// empty variable counts as unset, a bad value is an error.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<NetPolicy, Error> {
+        let read = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let mut policy = NetPolicy::default();
+        if let Some(v) = read(TIMEOUT_VAR) {
+            policy.timeout = seconds_from(TIMEOUT_VAR, &v, 0.001, 3600.0)?;
+        }
+        if let Some(v) = read(ATTEMPTS_VAR) {
+            policy.attempts = Some(
+                v.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=20).contains(n))
+                    .ok_or_else(|| bad_value(ATTEMPTS_VAR, &v, "a whole number from 1 to 20"))?,
+            );
+        }
+        if let Some(v) = read(BACKOFF_VAR) {
+            policy.backoff = Some(seconds_from(BACKOFF_VAR, &v, 0.0, 60.0)?);
+        }
+        Ok(policy)
+    }
+
+    /// The time connecting may take: the attempt's, up to 10 s.
+    pub fn connect_timeout(&self) -> Duration {
+        self.timeout.min(MAX_CONNECT_TIMEOUT)
+    }
+}
+
+fn seconds_from(name: &str, value: &str, min: f64, max: f64) -> Result<Duration, Error> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= min && *s <= max)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            let range = if min > 0.0 {
+                format!("above 0 and at most {max}")
+            } else {
+                format!("from 0 to {max}")
+            };
+            bad_value(
+                name,
+                value,
+                &format!("a number of seconds {range} (like 0.5)"),
+            )
+        })
+}
+
+fn bad_value(name: &str, value: &str, want: &str) -> Error {
+    // The value is the user's own setting, not a secret: showing it helps.
+    Error::message(format!("{name} must be {want}, not `{}`", short(value)))
+        .with_hint(format!("fix or unset {name}"))
+}
+
+/// A duration for messages: "20 s", "0.5 s".
+pub fn seconds(d: Duration) -> String {
+    format!("{} s", (d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+/// The hint for an API that was too slow: where the patience is set.
+pub fn slow_hint(policy_timeout: Duration) -> String {
+    format!(
+        "a slow network or an overloaded API: run it again, or allow more time with \
+         {TIMEOUT_VAR}=SECONDS (now {}) and more tries with {ATTEMPTS_VAR}",
+        seconds(policy_timeout)
+    )
+}
+
 /// One provider API: its base URL and where its token comes from.
-#[derive(Debug, Clone)]
+/// `Debug` is written by hand, so `{:?}` (in a log line, a panic message,
+/// a test failure) never shows the token.
+#[derive(Clone)]
 pub struct Api {
     /// For messages: "the Supabase Management API".
     pub name: &'static str,
@@ -25,18 +145,54 @@ pub struct Api {
     pub attempts: u32,
     /// The first backoff; doubles with every retry.
     pub backoff: Duration,
+    /// The longest wait between attempts, `Retry-After` included.
+    pub max_wait: Duration,
+}
+
+/// What one attempt came to.
+enum Attempt {
+    /// A complete answer: status, `Retry-After` (in seconds), body.
+    Answer {
+        status: u16,
+        retry_after: Option<Duration>,
+        body: String,
+    },
+    /// No complete answer: refused, timed out, or broken off.
+    Broken(reqwest::Error),
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("token_var", &self.token_var)
+            .field("token", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("attempts", &self.attempts)
+            .field("backoff", &self.backoff)
+            .field("max_wait", &self.max_wait)
+            .finish()
+    }
 }
 
 impl Api {
-    pub fn new(name: &'static str, base_url: &str, token_var: &'static str, token: String) -> Api {
+    pub fn new(
+        name: &'static str,
+        base_url: &str,
+        token_var: &'static str,
+        token: String,
+        policy: &NetPolicy,
+    ) -> Api {
         Api {
             name,
             base_url: base_url.trim_end_matches('/').to_string(),
             token_var,
             token,
-            timeout: Duration::from_secs(20),
-            attempts: 4,
-            backoff: Duration::from_millis(500),
+            timeout: policy.timeout,
+            attempts: policy.attempts.unwrap_or(DEFAULT_ATTEMPTS),
+            backoff: policy.backoff.unwrap_or(DEFAULT_BACKOFF),
+            max_wait: MAX_WAIT,
         }
     }
 
@@ -46,7 +202,7 @@ impl Api {
         let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .timeout(self.timeout)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(self.timeout.min(MAX_CONNECT_TIMEOUT))
             .user_agent(concat!("poolwright/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::message(format!("cannot set up an HTTP client: {e}")))
@@ -63,82 +219,194 @@ impl Api {
         let client = self.client()?;
         let url = format!("{}{path}", self.base_url);
         let mut delay = self.backoff;
-        for attempt in 1..=self.attempts {
-            let sent = client
-                .get(&url)
-                .query(query)
-                .bearer_auth(&self.token)
-                .send()
-                .await;
-            let response = match sent {
-                Ok(r) => r,
-                Err(e) if attempt < self.attempts && (e.is_timeout() || e.is_connect()) => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    continue;
-                }
-                Err(e) => {
-                    let why = if e.is_timeout() {
-                        format!("no answer within {} s", self.timeout.as_secs())
-                    } else {
-                        without_url(&e)
-                    };
-                    return Err(Error::message(format!(
-                        "{} at {}: {why}",
-                        self.name, self.base_url
-                    ))
-                    .with_hint(
-                        "check the network, or point poolwright at another API with --api-url",
-                    ));
-                }
+        let mut attempt = 1;
+        loop {
+            let outcome = self.attempt(&client, &url, query).await;
+            let wait = match &outcome {
+                _ if attempt >= self.attempts => None,
+                Attempt::Answer {
+                    status,
+                    retry_after,
+                    ..
+                } if *status == 429 || *status >= 500 => Some(retry_after.unwrap_or(delay)),
+                // GETs only: repeating one is safe, even after part of an
+                // answer arrived.
+                Attempt::Broken(e) if transient(e) => Some(delay),
+                _ => None,
             };
-            let status = response.status().as_u16();
-            if (status == 429 || status >= 500) && attempt < self.attempts {
-                let wait = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .map_or(delay, |s| Duration::from_secs(s.min(30)));
-                tokio::time::sleep(wait).await;
-                delay *= 2;
-                continue;
-            }
-            let body = response.text().await.unwrap_or_default();
-            return match status {
-                200..=299 => serde_json::from_str(&body).map_err(|e| {
-                    Error::message(format!(
-                        "{} answered {path} with something that is not JSON: {e}",
-                        self.name
-                    ))
-                }),
-                401 => Err(Error::message(format!(
-                    "{} refused the token in {} (401 Unauthorized)",
-                    self.name, self.token_var
-                ))
-                .with_hint(format!("set {} to a valid access token", self.token_var))),
-                403 => Err(Error::message(format!(
-                    "the token in {} may not read {what} (403 Forbidden)",
-                    self.token_var
-                ))
-                .with_hint("use a token of an account or organisation that owns it")),
-                404 => Err(
-                    Error::message(format!("{} has no {what} (404 Not Found)", self.name))
-                        .with_hint("check the id in poolwright.yaml"),
-                ),
-                429 => Err(Error::message(format!(
-                    "{} keeps rate-limiting us (429); try again in a minute",
-                    self.name
-                ))),
-                _ => Err(Error::message(format!(
-                    "{} answered {status} for {path}: {}",
-                    self.name,
-                    short(&body)
-                ))),
+            let Some(wait) = wait else {
+                return self.conclude(outcome, path, what, attempt);
             };
+            tokio::time::sleep(wait.min(self.max_wait)).await;
+            delay = (delay * 2).min(self.max_wait);
+            attempt += 1;
         }
-        unreachable!("the loop returns on its last attempt")
     }
+
+    /// Sends the request once and reads the whole answer.
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Attempt {
+        let sent = client
+            .get(url)
+            .query(query)
+            .bearer_auth(&self.token)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return Attempt::Broken(e),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        // The body is part of the attempt: an answer cut off mid-body (a
+        // reset, a proxy timing out) is as broken as no answer at all.
+        match response.text().await {
+            Ok(body) => Attempt::Answer {
+                status,
+                retry_after,
+                body,
+            },
+            Err(e) => Attempt::Broken(e),
+        }
+    }
+
+    /// The result of the last attempt (the `attempts`th).
+    fn conclude(
+        &self,
+        outcome: Attempt,
+        path: &str,
+        what: &str,
+        attempts: u32,
+    ) -> Result<Value, Error> {
+        let tries = if attempts == 1 {
+            "1 attempt".to_string()
+        } else {
+            format!("{attempts} attempts")
+        };
+        let (status, body) = match outcome {
+            Attempt::Answer { status, body, .. } => (status, body),
+            Attempt::Broken(e) => return Err(self.broken(&e, path, &tries)),
+        };
+        match status {
+            200..=299 => serde_json::from_str(&body).map_err(|e| {
+                Error::message(format!(
+                    "{} answered {path} with something that is not JSON: {e}",
+                    self.name
+                ))
+            }),
+            401 => Err(Error::message(format!(
+                "{} refused the token in {} (401 Unauthorized)",
+                self.name, self.token_var
+            ))
+            .with_hint(format!("set {} to a valid access token", self.token_var))),
+            403 => Err(Error::message(format!(
+                "the token in {} may not read {what} (403 Forbidden)",
+                self.token_var
+            ))
+            .with_hint("use a token of an account or organisation that owns it")),
+            404 => Err(
+                Error::message(format!("{} has no {what} (404 Not Found)", self.name))
+                    .with_hint("check the id in poolwright.yaml"),
+            ),
+            429 => Err(Error::message(format!(
+                "{} keeps rate-limiting us (429, {tries}); try again in a minute",
+                self.name
+            ))),
+            500.. => Err(Error::message(format!(
+                "{} answered {status} for {path} ({tries}): {}",
+                self.name,
+                short(&body)
+            ))
+            .with_hint(format!(
+                "an error on the provider's side: run it again later (nothing was written), \
+                 or try more often with {ATTEMPTS_VAR}"
+            ))),
+            _ => Err(Error::message(format!(
+                "{} answered {status} for {path}: {}",
+                self.name,
+                short(&body)
+            ))),
+        }
+    }
+
+    /// The error for an attempt that got no complete answer.
+    fn broken(&self, e: &reqwest::Error, path: &str, tries: &str) -> Error {
+        let name = self.name;
+        if e.is_timeout() {
+            return Error::message(format!(
+                "{name} did not answer GET {path} within {} ({tries})",
+                seconds(self.timeout)
+            ))
+            .with_hint(slow_hint(self.timeout));
+        }
+        if e.is_connect() {
+            return Error::message(format!(
+                "cannot reach {name} at {}: {} ({tries})",
+                self.base_url,
+                cause(e)
+            ))
+            .with_hint("check the network, or point poolwright at another API with --api-url");
+        }
+        if e.is_body() || e.is_request() || e.is_decode() {
+            return Error::message(format!(
+                "{name} broke off its answer to GET {path}: {} ({tries})",
+                cause(e)
+            ))
+            .with_hint(format!(
+                "a flaky network or proxy: run it again (nothing was written), \
+                 or try more often with {ATTEMPTS_VAR}"
+            ));
+        }
+        Error::message(format!("{name} at {}: {}", self.base_url, without_url(e)))
+            .with_hint("check the network, or point poolwright at another API with --api-url")
+    }
+}
+
+/// Worth another attempt: the request may not have arrived, or its answer
+/// did not (a bad URL, a redirect loop are not).
+fn transient(e: &reqwest::Error) -> bool {
+    e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() || e.is_decode()
+}
+
+/// What went wrong underneath, in a few words: the operating system's
+/// reason when there is one ("connection refused"), else the innermost
+/// message.
+fn cause(e: &reqwest::Error) -> String {
+    // reqwest's own text carries the URL; the causes underneath do not.
+    let mut innermost = without_url(e);
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(reason) = os_reason(s) {
+            return reason;
+        }
+        if s.source().is_none() {
+            innermost = s.to_string();
+        }
+        source = s.source();
+    }
+    innermost
+}
+
+/// The operating system's reason for a network error, in words a person
+/// knows ("connection refused"), when `e` is an I/O error.
+pub fn os_reason(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let io = e.downcast_ref::<std::io::Error>()?;
+    Some(match io.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+        std::io::ErrorKind::ConnectionAborted => "connection aborted".into(),
+        std::io::ErrorKind::UnexpectedEof => "the connection closed early".into(),
+        _ => io.to_string(),
+    })
 }
 
 /// reqwest's error text without the URL (which may carry query values).
@@ -173,10 +441,16 @@ mod tests {
     const TOKEN: &str = "sbp_0123456789abcdef0123456789abcdef01234567";
 
     fn api(server: &MockServer) -> Api {
-        let mut api = Api::new("the test API", &server.uri(), "TEST_TOKEN", TOKEN.into());
-        api.backoff = Duration::from_millis(10);
-        api.timeout = Duration::from_millis(500);
-        api
+        at(&server.uri())
+    }
+
+    fn at(url: &str) -> Api {
+        let policy = NetPolicy {
+            timeout: Duration::from_millis(500),
+            attempts: None,
+            backoff: Some(Duration::from_millis(10)),
+        };
+        Api::new("the test API", url, "TEST_TOKEN", TOKEN.into(), &policy)
     }
 
     fn run<F: std::future::Future>(f: F) -> F::Output {
@@ -209,6 +483,48 @@ mod tests {
             assert_eq!(value["ok"], true);
             assert_eq!(server.received_requests().await.unwrap().len(), 3);
         });
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_the_cap() {
+        run(async {
+            let server = MockServer::start().await;
+            Mock::given(path("/x"))
+                .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "3600"))
+                .up_to_n_times(1)
+                .mount(&server)
+                .await;
+            Mock::given(path("/x"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
+                .mount(&server)
+                .await;
+            let mut a = api(&server);
+            a.max_wait = Duration::from_millis(300);
+            let started = std::time::Instant::now();
+            a.get("/x", &[], "x").await.unwrap();
+            let took = started.elapsed();
+            // An hour asked for, the cap waited: more than the 10 ms backoff.
+            assert!(
+                took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+                "{took:?}"
+            );
+            assert_eq!(server.received_requests().await.unwrap().len(), 2);
+        });
+    }
+
+    #[test]
+    fn debug_formatting_redacts_the_token() {
+        let api = Api::new(
+            "the Test API",
+            "http://x",
+            "TEST_TOKEN",
+            "tok-d3bug-s3cret".into(),
+            &NetPolicy::default(),
+        );
+        let shown = format!("{api:?} {api:#?}");
+        assert!(!shown.contains("tok-d3bug-s3cret"), "{shown}");
+        assert!(shown.contains("token: \"<redacted>\""), "{shown}");
+        assert!(shown.contains("TEST_TOKEN"), "{shown}");
     }
 
     #[test]
@@ -253,10 +569,152 @@ mod tests {
             let e500 = a.get("/500", &[], "x").await.unwrap_err().to_string();
             assert!(e500.contains("answered 503"), "{e500}");
             let slow = a.get("/slow", &[], "x").await.unwrap_err().to_string();
-            assert!(slow.contains("no answer within"), "{slow}");
+            assert!(
+                slow.contains("the test API did not answer GET /slow within 0.5 s (4 attempts)"),
+                "{slow}"
+            );
+            assert!(
+                slow.contains(TIMEOUT_VAR),
+                "the hint names the knob: {slow}"
+            );
             for e in [e401, e404, bad, e500, slow] {
                 assert!(!e.contains(TOKEN), "the token leaked: {e}");
             }
+        });
+    }
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn the_policy_comes_from_the_environment_and_bad_values_are_refused() {
+        assert_eq!(
+            NetPolicy::from_env(&env_of(&[])).unwrap(),
+            NetPolicy::default()
+        );
+        let set = NetPolicy::from_env(&env_of(&[
+            (TIMEOUT_VAR, "0.25"),
+            (ATTEMPTS_VAR, "2"),
+            (BACKOFF_VAR, "0"),
+        ]))
+        .unwrap();
+        assert_eq!(set.timeout, Duration::from_millis(250));
+        assert_eq!(set.attempts, Some(2));
+        assert_eq!(set.backoff, Some(Duration::ZERO));
+        assert_eq!(set.connect_timeout(), Duration::from_millis(250));
+        let slow = NetPolicy::from_env(&env_of(&[(TIMEOUT_VAR, "120")])).unwrap();
+        assert_eq!(slow.connect_timeout(), Duration::from_secs(10));
+        // Empty is unset (a CI variable defined but left blank).
+        assert_eq!(
+            NetPolicy::from_env(&env_of(&[(TIMEOUT_VAR, " ")])).unwrap(),
+            NetPolicy::default()
+        );
+        for (var, value) in [
+            (TIMEOUT_VAR, "abc"),
+            (TIMEOUT_VAR, "0"),
+            (TIMEOUT_VAR, "-1"),
+            (TIMEOUT_VAR, "NaN"),
+            (TIMEOUT_VAR, "1e9"),
+            (ATTEMPTS_VAR, "0"),
+            (ATTEMPTS_VAR, "1.5"),
+            (ATTEMPTS_VAR, "21"),
+            (BACKOFF_VAR, "-0.1"),
+            (BACKOFF_VAR, "soon"),
+        ] {
+            let e = NetPolicy::from_env(&env_of(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("error: {var} must be "))
+                    && e.contains(&format!("not `{value}`")),
+                "{var}={value}: {e}"
+            );
+            assert!(e.contains(&format!("hint: fix or unset {var}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn seconds_read_well() {
+        assert_eq!(seconds(Duration::from_secs(20)), "20 s");
+        assert_eq!(seconds(Duration::from_millis(500)), "0.5 s");
+        assert_eq!(seconds(Duration::from_millis(1250)), "1.25 s");
+    }
+
+    /// A server that cuts its first `broken` answers off after 10 of 1000
+    /// promised bytes, then answers `{"ok": true}`; counts the requests.
+    async fn cutting_server(
+        broken: usize,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let answer: &[u8] = if n < broken {
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"ok\": tru"
+                } else {
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 12\r\nconnection: close\r\n\r\n{\"ok\": true}"
+                };
+                let _ = socket.write_all(answer).await;
+                // Dropping the socket closes it: the cut answer ends early.
+            }
+        });
+        (url, seen)
+    }
+
+    #[test]
+    fn an_answer_cut_off_mid_body_is_asked_for_again() {
+        run(async {
+            let (url, seen) = cutting_server(2).await;
+            let value = at(&url).get("/x", &[], "x").await.unwrap();
+            assert_eq!(value["ok"], true);
+            assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+            let (url, seen) = cutting_server(usize::MAX).await;
+            let e = at(&url).get("/x", &[], "x").await.unwrap_err().to_string();
+            assert!(
+                e.contains("the test API broke off its answer to GET /x")
+                    && e.contains("(4 attempts)"),
+                "{e}"
+            );
+            assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 4);
+        });
+    }
+
+    #[test]
+    fn a_closed_port_is_refused_after_every_attempt_and_named() {
+        run(async {
+            let port = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            };
+            let url = format!("http://127.0.0.1:{port}");
+            let e = at(&url).get("/x", &[], "x").await.unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "cannot reach the test API at {url}: connection refused (4 attempts)"
+                )),
+                "{e}"
+            );
+            assert!(!e.contains(TOKEN));
         });
     }
 }

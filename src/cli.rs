@@ -39,6 +39,16 @@ pub enum Format {
     Markdown,
 }
 
+/// The environment variables that set how patient the API clients are
+/// (read in src/api.rs), for the commands that call APIs.
+const NETWORK_HELP: &str = "\
+Network (the Supabase, Neon and AWS APIs; a bad value is an error):
+  POOLWRIGHT_HTTP_TIMEOUT   seconds one attempt may take, like 0.5 or 60 [default: 20]
+  POOLWRIGHT_HTTP_ATTEMPTS  attempts per request, 1 to 20
+                            [default: 4; AWS: AWS_MAX_ATTEMPTS, else 3]
+  POOLWRIGHT_HTTP_BACKOFF   seconds before the first retry, doubling after each
+                            [default: 0.5; AWS: the SDK's]";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Set up poolwright.yaml: ask what a target needs (or take it from flags with
@@ -53,10 +63,12 @@ pub enum Command {
     /// Check the config, pool budget included; exit 1 on any problem
     Validate,
     /// Show what apply would do for each target, and each target's URL (offline; passwords masked)
+    #[command(after_help = NETWORK_HELP)]
     Plan(TargetsArgs),
     /// Write the self-hosted pooler's files (pgbouncer.ini, userlist.txt, pgbouncer.service)
     Render(RenderArgs),
     /// Make it so: write the files to the target's host paths, store verifiers, reload
+    #[command(after_help = NETWORK_HELP)]
     Apply(ApplyArgs),
     /// Print a target's DATABASE_URL (password masked unless --show-password)
     Url(UrlArgs),
@@ -72,6 +84,7 @@ pub enum Command {
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Remove what apply made in a cloud (an RDS Proxy, its target, the secret poolwright created)
+    #[command(after_help = NETWORK_HELP)]
     Destroy(DestroyArgs),
 }
 
@@ -203,6 +216,12 @@ pub struct RenderArgs {
     /// Directory of templates that replace the built-in ones (same relative paths, e.g. pgbouncer/pgbouncer.ini.tera)
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+
+    /// Replace files that were changed by hand since poolwright wrote them (or that it
+    /// never wrote); each one is kept as NAME.bak first. Without it such a file stops
+    /// the render and nothing is written
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +246,13 @@ pub struct ApplyArgs {
     /// Directory of templates that replace the built-in ones
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+
+    /// Replace host files (pgbouncer.ini, userlist.txt, the unit) that were changed by
+    /// hand since poolwright wrote them, or that it never wrote, such as a package's
+    /// default; each one is kept as NAME.bak first. Without it such a file stops
+    /// that target's apply before anything changes
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -77,7 +77,7 @@ impl Diagnostic {
     /// caret under the token when `source` is given.
     pub fn render(&self, source: Option<&str>) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "error: {}", self.message);
+        let _ = writeln!(out, "error: {}", printable(&self.message));
         let location = format!(
             "{}:{}:{}",
             self.file.display(),
@@ -88,41 +88,80 @@ impl Diagnostic {
             let _ = writeln!(out, "  --> {location}");
         } else {
             // A field path may hold a hostile key: never print control characters raw.
-            let field: String = self
-                .field
-                .chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_default().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect();
+            let field = printable(&self.field);
             let _ = writeln!(out, "  --> {location} (field `{field}`)");
         }
         if let Some(line) = source.and_then(|s| s.lines().nth(self.span.line.wrapping_sub(1))) {
             let number = self.span.line.to_string();
             let pad = " ".repeat(number.len());
-            // Tabs would shift the caret; show the line as the user sees it
-            // with tabs widened to one space so the caret stays aligned.
-            let shown: String = line
-                .chars()
-                .map(|c| if c == '\t' { ' ' } else { c })
-                .collect();
+            let (shown, caret_at, caret_width) =
+                snippet(line, self.span.column.saturating_sub(1), self.span.width);
             let _ = writeln!(out, "{pad} |");
             let _ = writeln!(out, "{number} | {shown}");
-            let indent = " ".repeat(self.span.column.saturating_sub(1));
-            let _ = writeln!(out, "{pad} | {indent}{}", "^".repeat(self.span.width));
+            let indent = " ".repeat(caret_at);
+            let _ = writeln!(out, "{pad} | {indent}{}", "^".repeat(caret_width));
         }
         for note in &self.notes {
-            let _ = writeln!(out, "  = note: {note}");
+            let _ = writeln!(out, "  = note: {}", printable(note));
         }
         if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "  = hint: {hint}");
+            let _ = writeln!(out, "  = hint: {}", printable(hint));
         }
         out
     }
+}
+
+/// `text` with control characters escaped (`\0`, `\n`, `\u{1b}`): messages
+/// quote names and values from the file, and a raw escape sequence or line
+/// break there could repaint the terminal or forge a line of output.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// At most this many characters of a source line are shown.
+const SNIPPET_CHARS: usize = 100;
+
+/// The part of `line` to show under a diagnostic, and where the caret goes
+/// in it (`column` 0-based, in characters). Control characters become `�`
+/// and tabs a space, one character each, so the caret stays aligned; a long
+/// line (a minified or generated file) is cut to a window around the column.
+fn snippet(line: &str, column: usize, width: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = line
+        .chars()
+        .map(|c| match c {
+            '\t' => ' ',
+            c if c.is_control() => '\u{FFFD}',
+            c => c,
+        })
+        .collect();
+    if chars.len() <= SNIPPET_CHARS {
+        return (chars.into_iter().collect(), column, width);
+    }
+    let start = column.saturating_sub(SNIPPET_CHARS / 4).min(chars.len());
+    let end = (start + SNIPPET_CHARS).min(chars.len());
+    let mut shown = String::new();
+    let mut caret_at = column - start;
+    if start > 0 {
+        shown.push_str("...");
+        caret_at += 3;
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push_str("...");
+    }
+    let caret_width = width.min(end.saturating_sub(column)).max(1);
+    (shown, caret_at, caret_width)
 }
 
 /// Every diagnostic of one run, with the source text they point into.
@@ -187,5 +226,44 @@ mod tests {
             Some("pool_mode")
         );
         assert_eq!(did_you_mean("zzz", ["pool_mode", "listen_port"]), None);
+    }
+    #[test]
+    fn never_prints_control_characters_raw() {
+        let d = Diagnostic::new(
+            Path::new("p.yaml"),
+            Span::new(1, 4, 1),
+            "a\u{1b}[2J",
+            "unknown key `a\u{1b}[2J\nforged`",
+        );
+        let text = d.render(Some("\"a\0\": 1\n"));
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("unknown key `a\\u{1b}[2J\\nforged`"),
+            "{text}"
+        );
+        assert!(text.contains("1 | \"a\u{FFFD}\": 1\n"), "{text}");
+    }
+
+    #[test]
+    fn cuts_long_lines_to_a_window_around_the_column() {
+        let line = format!("k: {}x{}", "[".repeat(500), "]".repeat(500));
+        let d = Diagnostic::new(Path::new("p.yaml"), Span::new(1, 504, 1), "k", "bad");
+        let text = d.render(Some(&line));
+        let shown = text.lines().nth(3).unwrap();
+        let caret = text.lines().nth(4).unwrap();
+        assert!(shown.len() < 120, "{shown}");
+        assert!(
+            shown.starts_with("1 | ...[") && shown.ends_with("]..."),
+            "{shown}"
+        );
+        // The caret is under the `x`.
+        assert_eq!(
+            shown.chars().nth(caret.find('^').unwrap()),
+            Some('x'),
+            "{text}"
+        );
     }
 }

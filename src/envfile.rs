@@ -38,8 +38,19 @@ fn lines(text: &str) -> Vec<Line<'_>> {
     out
 }
 
+/// Shows a value's length only: values in a .env are URLs with passwords
+/// and the user's own secrets, which `{:?}` (a failed assertion, a debug
+/// log) must not print.
+pub struct Redacted<'a>(pub &'a str);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<redacted, {} bytes>", self.0.len())
+    }
+}
+
 /// An assignment line, cut into the parts we keep and the value we replace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 struct Assignment<'a> {
     /// Everything up to and including `=` (indent, `export `, key, spaces).
     head: &'a str,
@@ -48,6 +59,18 @@ struct Assignment<'a> {
     value: String,
     /// What follows the value (closing quote excluded): spaces, a comment.
     tail: &'a str,
+}
+
+impl std::fmt::Debug for Assignment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assignment")
+            .field("head", &self.head)
+            .field("key", &self.key)
+            .field("quote", &self.quote)
+            .field("value", &Redacted(&self.value))
+            .field("tail", &self.tail)
+            .finish()
+    }
 }
 
 fn parse_assignment(line: &str) -> Option<Assignment<'_>> {
@@ -318,12 +341,23 @@ pub fn merge(
 }
 
 /// A line poolwright owns: its target, the note on its marker, key, value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Owned {
     pub target: String,
     pub note: String,
     pub key: String,
     pub value: String,
+}
+
+impl std::fmt::Debug for Owned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owned")
+            .field("target", &self.target)
+            .field("note", &self.note)
+            .field("key", &self.key)
+            .field("value", &Redacted(&self.value))
+            .finish()
+    }
 }
 
 /// Every poolwright-owned assignment in `text`.
@@ -357,6 +391,21 @@ pub fn values_of(text: &str, key: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_formatting_never_shows_values() {
+        let line = "export DATABASE_URL='postgresql://app:d3bug-pw@h/db'  # mine";
+        let assignment = parse_assignment(line).expect("an assignment");
+        let owned = Owned {
+            target: "prod".into(),
+            note: "driver libpq".into(),
+            key: "DATABASE_URL".into(),
+            value: "postgresql://app:d3bug-pw@h/db".into(),
+        };
+        let shown = format!("{assignment:?} {owned:#?}");
+        assert!(!shown.contains("d3bug-pw"), "{shown}");
+        assert!(shown.contains("DATABASE_URL"), "{shown}");
+    }
     use proptest::prelude::*;
 
     const URL: &str = "postgresql://app:p%40ss@127.0.0.1:6432/db";

@@ -1,7 +1,8 @@
 //! The errors a command can end with, and the exit code each one means.
 //!
 //! Exit codes: 0 success, 1 the input or the world is wrong (a clear message
-//! says what and where), 2 the command line itself is wrong (clap's own).
+//! says what and where), 2 the command line itself is wrong (clap's own, and
+//! [`Error::Usage`]), 130 the user cancelled at a prompt.
 
 use std::fmt;
 use std::path::Path;
@@ -17,6 +18,13 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// The command cannot run as given: missing flags, no terminal to ask on.
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    /// The user cancelled at a prompt (Ctrl-C, Esc); nothing was written.
+    Cancelled,
 }
 
 impl Error {
@@ -31,10 +39,21 @@ impl Error {
         Error::message(format!("{}: {e}", path.display()))
     }
 
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::Usage {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
     #[must_use]
     pub fn with_hint(self, hint: impl Into<String>) -> Error {
         match self {
             Error::Message { message, .. } => Error::Message {
+                message,
+                hint: Some(hint.into()),
+            },
+            Error::Usage { message, .. } => Error::Usage {
                 message,
                 hint: Some(hint.into()),
             },
@@ -46,18 +65,23 @@ impl Error {
     pub fn render(&self) -> String {
         match self {
             Error::Config(d) => d.render(),
-            Error::Message { message, hint } => {
+            Error::Message { message, hint } | Error::Usage { message, hint } => {
                 let mut out = format!("error: {message}\n");
                 if let Some(h) = hint {
                     out.push_str(&format!("  = hint: {h}\n"));
                 }
                 out
             }
+            Error::Cancelled => "cancelled: nothing was written\n".to_string(),
         }
     }
 
     pub fn exit_code(&self) -> u8 {
-        1
+        match self {
+            Error::Config(_) | Error::Message { .. } => 1,
+            Error::Usage { .. } => 2,
+            Error::Cancelled => 130,
+        }
     }
 }
 

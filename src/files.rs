@@ -3,12 +3,15 @@
 //! Every write goes to a temporary file in the same directory, is flushed
 //! to disk, gets its mode set explicitly (so the umask cannot widen it), and
 //! is renamed over the target: a reader sees the old file or the new one,
-//! never a mix. Rewrites keep an existing file's owner, group and mode.
+//! never a mix. Rewrites keep an existing file's owner, group and mode. A
+//! temporary file that a killed run left behind is removed by a later write
+//! into the same directory.
 
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,14 +24,44 @@ pub enum Written {
 /// Ownership to give a newly created file: (uid, gid).
 pub type Owner = Option<(u32, u32)>;
 
+/// The names of poolwright's temporary files: `.poolwright-tmp-` and a
+/// random suffix.
+const TEMP_PREFIX: &str = ".poolwright-tmp-";
+
+/// How old a temporary file must be before it counts as left behind by a
+/// killed run (rather than being written by one running now).
+const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// Removes the temporary files a killed run left in `dir` (they may hold
+/// secrets, 0600, and would pile up); best effort.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            && entry
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > STALE_AFTER);
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically with exactly `mode`.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, owner: Owner) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    remove_stale_temporaries(dir);
+    // tempfile creates it 0600, so content never sits readable by others.
     let mut tmp = tempfile::Builder::new()
-        .prefix(".poolwright-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     // Mode before content reaches its name, so a secret is never readable by others.
@@ -59,6 +92,9 @@ pub fn write_if_changed(
     match fs::metadata(path) {
         Ok(meta) => {
             if fs::read(path)? == bytes {
+                if let Some(dir) = path.parent() {
+                    remove_stale_temporaries(dir);
+                }
                 return Ok(Written::Unchanged);
             }
             let mut keep = meta.mode() & 0o7777;
@@ -115,6 +151,30 @@ mod tests {
             Written::Changed
         );
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+    }
+
+    #[test]
+    fn temporaries_of_a_killed_run_are_removed_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(".poolwright-tmp-AbC123");
+        let fresh = dir.path().join(".poolwright-tmp-XyZ789");
+        let other = dir.path().join(".poolwright-written");
+        for p in [&old, &fresh, &other] {
+            fs::write(p, "x").unwrap();
+        }
+        let long_ago = SystemTime::now() - Duration::from_secs(3600);
+        for p in [&old, &other] {
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        write_atomic(&dir.path().join("f"), b"y", 0o644, None).unwrap();
+        assert!(!old.exists(), "a stale temporary stayed");
+        assert!(fresh.exists(), "a running write's temporary was removed");
+        assert!(other.exists(), "a file that is no temporary was removed");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod drivers;
 pub mod envfile;
 pub mod error;
 pub mod files;
+pub mod hand_edits;
 #[doc(hidden)]
 pub mod invariants;
 pub mod plan;

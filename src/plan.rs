@@ -3,10 +3,13 @@
 //! Built without network or credentials, so `poolwright plan` works in CI
 //! and on a laptop. Never holds a password: URLs are masked.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::config::Target;
 use crate::error::Error;
+use crate::hand_edits;
 use crate::providers::pgbouncer::changes::{self, host_texts, rendered_texts};
 use crate::providers::pgbouncer::render::render_configs;
 use crate::providers::pgbouncer::{UserlistFormat, budget, processes, sizing};
@@ -46,6 +49,10 @@ pub struct PlannedFile {
     pub path: String,
     pub mode: String,
     pub holds_secrets: bool,
+    /// Set when the file on this host was changed by hand (or never written
+    /// by poolwright): `apply` then stops unless `--force`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_by_hand: Option<String>,
 }
 
 /// What the output shows for a URL that only `apply` can learn.
@@ -72,11 +79,14 @@ pub fn plan(target: &Target, templates: &Templates, source: &str) -> Result<Targ
     match &target.provider {
         ProviderTarget::PgBouncer(t) => {
             for (name, path, mode) in t.host_files() {
+                let changed_by_hand = hand_edits::changed_since_written(Path::new(&path))
+                    .map(|c| c.describe().to_string());
                 plan.files.push(PlannedFile {
                     name: name.to_string(),
                     path,
                     mode: format!("{mode:04o}"),
                     holds_secrets: name == "userlist.txt",
+                    changed_by_hand,
                 });
             }
             if t.kubernetes.is_some() {
@@ -92,6 +102,7 @@ pub fn plan(target: &Target, templates: &Templates, source: &str) -> Result<Targ
                         path: format!("<render --out DIR>/kubernetes/{name}.yaml"),
                         mode: if name == "secret" { "0600" } else { "0644" }.to_string(),
                         holds_secrets: name == "secret",
+                        changed_by_hand: None,
                     });
                 }
             }

@@ -251,6 +251,15 @@ mod tests {
     }
 
     #[test]
+    fn debug_formatting_masks_the_password() {
+        let url = PgUrl::new("127.0.0.1", 6432, "qbo_mirror")
+            .with_user("app", Some(Secret::known("p@ss-d3bug")));
+        let shown = format!("{url:?} {url:#?}");
+        assert!(!shown.contains("p@ss-d3bug"), "{shown}");
+        assert!(!shown.contains("p%40ss-d3bug"), "{shown}");
+    }
+
+    #[test]
     fn keeps_unreserved_characters_and_encodes_unicode() {
         let url = PgUrl::new("db.internal", 5432, "my-db.v1_x~")
             .with_user("usér", None)

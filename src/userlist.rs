@@ -37,10 +37,21 @@ pub fn quote_checked(field: &str) -> Result<String, String> {
     Ok(quoted)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One line: a user and its secret (a verifier, an md5 hash, or with
+/// `userlist: plain` the password itself, so `Debug` never shows it).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Entry {
     pub user: String,
     pub secret: String,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("user", &self.user)
+            .field("secret", &crate::envfile::Redacted(&self.secret))
+            .finish()
+    }
 }
 
 /// Reads one quoted field at the start of `s`; returns it and the rest.
@@ -82,6 +93,17 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_formatting_never_shows_the_secret() {
+        let entry = Entry {
+            user: "app".into(),
+            secret: "plain-d3bug-pw".into(),
+        };
+        let shown = format!("{entry:?} {entry:#?}");
+        assert!(!shown.contains("plain-d3bug-pw"), "{shown}");
+        assert!(shown.contains("\"app\""), "{shown}");
+    }
 
     #[test]
     fn quotes_by_doubling() {

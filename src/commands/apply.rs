@@ -6,7 +6,7 @@
 //! beside poolwright.yaml so `url` works offline afterwards.
 
 use super::{load, runtime};
-use crate::api::Api;
+use crate::api::{Api, NetPolicy};
 use crate::cli::{ApplyArgs, Cli};
 use crate::config::Config;
 use crate::context::Context;
@@ -39,7 +39,8 @@ pub fn api_for(
         .map(str::to_string)
         .or_else(|| (ctx.env)(url_var))
         .unwrap_or_else(|| default.to_string());
-    Ok(Api::new(name, &base, token_var, token))
+    let policy = NetPolicy::from_env(&ctx.env)?;
+    Ok(Api::new(name, &base, token_var, token, &policy))
 }
 
 pub fn supabase_api(ctx: &Context, api_url: Option<&str>) -> Result<Api, Error> {
@@ -80,6 +81,7 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
                         &templates,
                         &config.source_name(),
                         &mut *ctx.salt,
+                        args.force,
                     ))
                     .map_err(|e| match e {
                         Error::Config(d) => config.error(d.items),
@@ -138,7 +140,9 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
                 target.provider.pooled_url()
             }
             ProviderTarget::RdsProxy(t) => {
-                let result = apply_rds_proxy(&runtime, t, &target.name, &mut state, args);
+                let result = rds_proxy::aws::net_policy(&ctx.env).and_then(|policy| {
+                    apply_rds_proxy(&runtime, t, &policy, &target.name, &mut state, args)
+                });
                 // What was made before a failure (a secret) is remembered for destroy.
                 if result.is_err() {
                     state.save(&config_file(&config, ctx))?;
@@ -158,12 +162,13 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
 fn apply_rds_proxy(
     runtime: &tokio::runtime::Runtime,
     t: &rds_proxy::Target,
+    policy: &NetPolicy,
     name: &str,
     state: &mut State,
     args: &ApplyArgs,
 ) -> Result<Option<crate::url::PgUrl>, Error> {
     use std::io::IsTerminal as _;
-    let aws = runtime.block_on(rds_proxy::aws::Aws::connect(&t.region));
+    let aws = runtime.block_on(rds_proxy::aws::Aws::connect(&t.region, policy));
     let created = state.get(name, "created_secret").map(str::to_string);
     let terminal = std::io::stderr().is_terminal();
     let mut progress = |line: &str| {

@@ -33,9 +33,10 @@ pub fn run(cli: &Cli, ctx: &Context, args: &DestroyArgs) -> Result<(), Error> {
         .map(str::to_string);
     if !args.yes {
         if !std::io::stdin().is_terminal() {
-            eprintln!("error: destroy asks for confirmation; stdin is not a terminal");
-            eprintln!("  = hint: run `poolwright destroy {} --yes`", target.name);
-            std::process::exit(2);
+            return Err(
+                Error::usage("destroy asks for confirmation; stdin is not a terminal")
+                    .with_hint(format!("run `poolwright destroy {} --yes`", target.name)),
+            );
         }
         let what = if created.is_some() {
             " and the secret poolwright created"
@@ -57,8 +58,9 @@ pub fn run(cli: &Cli, ctx: &Context, args: &DestroyArgs) -> Result<(), Error> {
             return Ok(());
         }
     }
+    let policy = crate::providers::rds_proxy::aws::net_policy(&ctx.env)?;
     let runtime = runtime()?;
-    let aws = runtime.block_on(Aws::connect(&t.region));
+    let aws = runtime.block_on(Aws::connect(&t.region, &policy));
     let lines = runtime.block_on(aws.destroy(t, created.as_deref()))?;
     for line in lines {
         eprintln!("{line}");

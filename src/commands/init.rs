@@ -32,7 +32,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &InitArgs) -> Result<(), Error> {
     } else {
         format!("--config {} ", shell_word(&shown.display().to_string()))
     };
-    let flags = flags(args).unwrap_or_else(|stop| exit(stop));
+    let flags = flags(args)?;
     let setup = Setup::open(&path, &shown, &*ctx.env)?;
     let no_terminal = if !std::io::stdin().is_terminal() {
         Some("standard input is not a terminal")
@@ -59,7 +59,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &InitArgs) -> Result<(), Error> {
                     .join(", ")
             ));
         }
-        exit(Stop::Usage {
+        return Err(Error::Usage {
             message: format!("{what}, so `poolwright init` cannot ask its questions"),
             hint: Some(hint),
         });
@@ -69,35 +69,10 @@ pub fn run(cli: &Cli, ctx: &Context, args: &InitArgs) -> Result<(), Error> {
     } else {
         Box::new(InquirePrompter::with_answers(flags))
     };
-    let outcome = match wizard::run(&setup, &*ctx.env, prompter.as_mut()) {
-        Ok(outcome) => outcome,
-        Err(Stop::Failed(e)) => return Err(e),
-        Err(stop) => exit(stop),
-    };
+    let outcome = wizard::run(&setup, &*ctx.env, prompter.as_mut())?;
     outcome.write()?;
     report(cli.format, &outcome, &config_flag);
     Ok(())
-}
-
-/// Ends the process for a stop that is not an ordinary error.
-fn exit(stop: Stop) -> ! {
-    match stop {
-        Stop::Cancelled => {
-            eprintln!("cancelled: nothing was written");
-            std::process::exit(130)
-        }
-        Stop::Usage { message, hint } => {
-            eprintln!("error: {message}");
-            if let Some(h) = hint {
-                eprintln!("  = hint: {h}");
-            }
-            std::process::exit(2)
-        }
-        Stop::Failed(e) => {
-            eprint!("{}", e.render());
-            std::process::exit(i32::from(e.exit_code()))
-        }
-    }
 }
 
 /// The flags as answers: question key -> value.

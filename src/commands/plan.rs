@@ -83,7 +83,8 @@ fn refresh(
             t.hosts = Some((pooled, direct, Source::Api));
         }
         ProviderTarget::RdsProxy(t) => {
-            let aws = runtime.block_on(rds_proxy::aws::Aws::connect(&t.region));
+            let policy = rds_proxy::aws::net_policy(&ctx.env)?;
+            let aws = runtime.block_on(rds_proxy::aws::Aws::connect(&t.region, &policy));
             let state = State::load(config_path)?;
             let created = state
                 .get(&target.name, "created_secret")
@@ -180,7 +181,16 @@ fn text(plans: &[TargetPlan]) -> String {
             } else {
                 ""
             };
-            out.push_str(&format!("  write   {} (mode {}{secret})\n", f.path, f.mode));
+            let guard = f.changed_by_hand.as_ref().map_or(String::new(), |why| {
+                format!(
+                    ": {why}, so apply stops unless --force (which keeps it as {}.bak)",
+                    f.name
+                )
+            });
+            out.push_str(&format!(
+                "  write   {} (mode {}{secret}){guard}\n",
+                f.path, f.mode
+            ));
         }
         for a in &p.actions {
             out.push_str(&format!("  then    {a}\n"));

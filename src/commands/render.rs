@@ -2,7 +2,9 @@
 //!
 //! Everything is rendered in memory first; only when every target rendered
 //! (all passwords set, templates fine) is anything written, each file
-//! atomically. Then each target's URL is printed, masked.
+//! atomically. A file changed by hand since poolwright wrote it stops the
+//! whole render unless `--force` (see `hand_edits`). Then each target's URL
+//! is printed, masked.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,7 @@ use crate::cli::{Cli, RenderArgs};
 use crate::context::Context;
 use crate::error::Error;
 use crate::files::{Written, write_if_changed};
+use crate::hand_edits::{self, Planned};
 use crate::plan::KNOWN_AFTER_APPLY;
 use crate::providers::pgbouncer::render::{RenderedFile, render};
 use crate::render::Templates;
@@ -76,9 +79,30 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &RenderArgs) -> Result<(), Error>
     if !missing.is_empty() {
         return Err(config.error(missing));
     }
+    let planned: Vec<Planned<'_>> = outputs
+        .iter()
+        .flat_map(|o| {
+            o.files.iter().map(|f| Planned {
+                path: o.dir.join(&f.name),
+                bytes: &f.bytes,
+            })
+        })
+        .collect();
+    let shown = |path: &Path| shown_path(&outputs, path);
+    let conflicts = hand_edits::conflicts(&planned);
+    if !conflicts.is_empty() {
+        if !args.force {
+            return Err(hand_edits::conflict_error(&conflicts, shown));
+        }
+        for backup in hand_edits::back_up(&conflicts)? {
+            eprintln!("kept the changed file as {}", shown(&backup));
+        }
+    }
+    hand_edits::record_intent(&planned)?;
     for output in &outputs {
         write_output(output)?;
     }
+    hand_edits::record_done(&planned)?;
     for target in &targets {
         let url = target
             .provider
@@ -87,6 +111,20 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &RenderArgs) -> Result<(), Error>
         println!("{}: {url}", target.name);
     }
     Ok(())
+}
+
+/// `path` (under one output's directory) as the user named it.
+fn shown_path(outputs: &[Output], path: &Path) -> String {
+    outputs
+        .iter()
+        .find_map(|o| {
+            path.strip_prefix(&o.dir)
+                .ok()
+                .map(|rest| o.shown.join(rest))
+        })
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 fn write_output(output: &Output) -> Result<(), Error> {

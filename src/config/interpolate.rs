@@ -3,7 +3,9 @@
 //! Supported: `$VAR`, `${VAR}`, `${VAR:-default}` (unset or empty),
 //! `${VAR-default}` (unset), `${VAR:?message}` / `${VAR?message}` (required),
 //! `${VAR:+other}` / `${VAR+other}` (replacement when set), and `$$` for a
-//! literal `$`. Defaults may themselves contain `${...}`.
+//! literal `$`. Defaults may themselves contain `${...}`. A value taken from
+//! the environment is used as it is, never expanded again: a variable cannot
+//! refer to another, so there are no cycles to detect.
 //!
 //! One difference from compose: an unset `${VAR}` is not silently empty. It
 //! is reported, because the values that come from the environment here are
@@ -131,20 +133,36 @@ fn braced(
     let set = value.is_some();
     let set_non_empty = value.as_deref().is_some_and(|v| !v.is_empty());
     let arg = |skip: usize| expand(&op[skip..], env, depth + 1);
+    // An unset variable in the default of an unset one: name both, or the
+    // user exports the inner one without knowing the outer one exists.
+    let default = |skip: usize| {
+        arg(skip).map_err(|p| match p {
+            Problem::Unset {
+                var: inner,
+                message: None,
+            } => Problem::Unset {
+                var: inner,
+                message: Some(format!(
+                    "it is the default of `{var}`, which is not set either"
+                )),
+            },
+            other => other,
+        })
+    };
     match op {
         "" => lookup(var, env, None),
         _ if op.starts_with(":-") => {
             if set_non_empty {
                 Ok(value.unwrap_or_default())
             } else {
-                arg(2)
+                default(2)
             }
         }
         _ if op.starts_with('-') => {
             if set {
                 Ok(value.unwrap_or_default())
             } else {
-                arg(1)
+                default(1)
             }
         }
         _ if op.starts_with(":?") || op.starts_with('?') => {
@@ -239,6 +257,31 @@ mod tests {
             })
         );
         assert_eq!(i("${EMPTY?x}").unwrap(), "");
+    }
+
+    #[test]
+    fn an_unset_default_names_the_variable_it_stands_in_for() {
+        assert_eq!(
+            i("${NOPE:-${ALSO_NOPE}}"),
+            Err(Problem::Unset {
+                var: "ALSO_NOPE".into(),
+                message: Some("it is the default of `NOPE`, which is not set either".into())
+            })
+        );
+    }
+
+    #[test]
+    fn values_from_the_environment_are_not_expanded_again() {
+        // So a variable cannot refer to itself or another: no cycles.
+        let env = |name: &str| match name {
+            "SELF" => Some("${SELF}".to_string()),
+            "A" => Some("$B".to_string()),
+            "B" => Some("$A".to_string()),
+            _ => None,
+        };
+        assert_eq!(interpolate("${SELF}", &env).unwrap(), "${SELF}");
+        assert_eq!(interpolate("$A-$B", &env).unwrap(), "$B-$A");
+        assert_eq!(interpolate("${NOPE:-$A}", &env).unwrap(), "$B");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod interpolate;
 pub mod reader;
+pub mod source;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -17,8 +18,6 @@ use crate::state::State;
 
 /// The file name poolwright looks for.
 pub const FILE_NAME: &str = "poolwright.yaml";
-/// Larger files are refused before parsing (a config is a few kilobytes).
-const MAX_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A loaded, valid config.
 #[derive(Debug)]
@@ -109,41 +108,7 @@ pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
 /// Reads and checks the config at `path`; messages call it `shown_as`
 /// (the name the user typed, or the one found relative to their directory).
 pub fn load(path: &Path, shown_as: &Path, env: EnvLookup<'_>) -> Result<Config, Error> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(shown_as, &e))?;
-    if meta.len() > MAX_BYTES {
-        return Err(Error::message(format!(
-            "{} is {} bytes; a poolwright config is at most {MAX_BYTES} bytes",
-            shown_as.display(),
-            meta.len()
-        )));
-    }
-    if meta.is_dir() {
-        return Err(Error::message(format!(
-            "{} is a directory, not a config file",
-            shown_as.display()
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(shown_as, &e))?;
-    let source = match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => {
-            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let text = String::from_utf8_lossy(valid);
-            let line = text.matches('\n').count() + 1;
-            let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            let d = Diagnostic::new(
-                shown_as,
-                Span::new(line, column, 1),
-                "",
-                "the file is not valid UTF-8 text",
-            )
-            .with_hint("save it as UTF-8");
-            return Err(Error::Config(Diagnostics {
-                source: None,
-                items: vec![d],
-            }));
-        }
-    };
+    let source = source::decode(source::read_bytes(path, shown_as)?, shown_as)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let context = LoadContext {
         registry: Registry::with_user_dir(&dir.join("providers"))?,
@@ -186,9 +151,10 @@ pub fn parse_with(
         Err(items) => return Err(fail(items, source)),
     };
     let mut reader = Reader::new(path, env);
+    reader.source_is_blank = source.trim().is_empty();
     let targets = read_root(&mut reader, &root, context);
     if !reader.ok() {
-        return Err(fail(reader.problems, source));
+        return Err(fail(reader.into_problems(), source));
     }
     Ok(Config {
         path: path.to_path_buf(),
@@ -199,7 +165,13 @@ pub fn parse_with(
 
 fn read_root(reader: &mut Reader<'_>, root: &yaml::Node, context: &LoadContext) -> Vec<Target> {
     if root.value == Value::Null {
-        reader.error(root.span, "", "the file is empty").hint = Some(
+        // An empty file and one of only comments look alike to YAML.
+        let message = if reader.source_is_blank {
+            "the file is empty"
+        } else {
+            "the file holds only comments and blank lines"
+        };
+        reader.error(root.span, "", message).hint = Some(
             "start with `version: 1` and a `targets:` mapping, or run `poolwright init`".into(),
         );
         return Vec::new();
@@ -240,7 +212,7 @@ fn read_root(reader: &mut Reader<'_>, root: &yaml::Node, context: &LoadContext) 
             if !valid {
                 reader.error(key.span, &field, format!(
                         "the target name `{}` may hold only letters, digits, `_`, `-` and `.` (at most 63, not starting with `.`)",
-                        key.name.escape_debug()
+                        crate::diagnostic::printable(&key.name)
                     ));
                 continue;
             }

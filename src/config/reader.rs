@@ -21,6 +21,13 @@ pub struct Reader<'a> {
     pub file: &'a Path,
     env: EnvLookup<'a>,
     pub problems: Vec<Diagnostic>,
+    /// The file holds nothing but white space (not even a comment).
+    pub source_is_blank: bool,
+    /// Scalars whose `${VAR}` brought in a value from the environment:
+    /// (where, the value, the text as written). Messages about them show
+    /// the text instead of the value: a variable meant for a password may
+    /// end up in a port by mistake, and the message must not print it.
+    expanded: Vec<(Span, String, String)>,
 }
 
 /// A secret value (a password) that may be missing until a command needs it.
@@ -60,13 +67,72 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// `haystack` with each occurrence of `value` that is not part of a longer
+/// word or number replaced by `with`; None when there is none. (A port `5`
+/// from the environment must not turn `65535` into `6${P}${P}3${P}`.)
+fn replace_whole(haystack: &str, value: &str, with: &str) -> Option<String> {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::new();
+    let mut rest = haystack;
+    let mut found = false;
+    while let Some(i) = rest.find(value) {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + value.len()..].chars().next();
+        let first = value.chars().next();
+        let last = value.chars().next_back();
+        // Inside a longer word: a word character on either side, touching one.
+        let inside = (word(before) && word(first)) || (word(after) && word(last));
+        out.push_str(&rest[..i]);
+        if !inside {
+            out.push_str(with);
+            found = true;
+        } else {
+            out.push_str(value);
+        }
+        rest = &rest[i + value.len()..];
+    }
+    out.push_str(rest);
+    found.then_some(out)
+}
+
 impl<'a> Reader<'a> {
     pub fn new(file: &'a Path, env: EnvLookup<'a>) -> Reader<'a> {
         Reader {
             file,
             env,
             problems: Vec::new(),
+            source_is_blank: false,
+            expanded: Vec::new(),
         }
+    }
+
+    /// The problems, with every value that came from the environment
+    /// replaced by the `${VAR}` text it was written as.
+    pub fn into_problems(self) -> Vec<Diagnostic> {
+        let mut problems = self.problems;
+        for d in &mut problems {
+            for (span, value, text) in &self.expanded {
+                if *span != d.span || value.is_empty() {
+                    continue;
+                }
+                let mut hid = false;
+                for part in std::iter::once(&mut d.message)
+                    .chain(d.notes.iter_mut())
+                    .chain(d.hint.iter_mut())
+                {
+                    if let Some(replaced) = replace_whole(part, value, text) {
+                        *part = replaced;
+                        hid = true;
+                    }
+                }
+                if hid {
+                    d.notes.push(format!(
+                        "`{text}` stands for its value from the environment, which is not shown"
+                    ));
+                }
+            }
+        }
+        problems
     }
 
     /// Records a problem and returns it, so the caller may add a hint.
@@ -142,8 +208,12 @@ impl<'a> Reader<'a> {
         true
     }
 
-    fn interpolated(&self, text: &str) -> Result<String, Problem> {
-        interpolate(text, self.env)
+    fn interpolated(&mut self, text: &str, span: Span) -> Result<String, Problem> {
+        let value = interpolate(text, self.env)?;
+        if value != text {
+            self.expanded.push((span, value.clone(), text.to_string()));
+        }
+        Ok(value)
     }
 
     fn report_problem(&mut self, problem: &Problem, span: Span, field: &str) {
@@ -159,7 +229,7 @@ impl<'a> Reader<'a> {
     pub fn string(&mut self, node: &Node, field: &str) -> Option<String> {
         let span = node.span;
         let text = self.scalar_text(node, field, "a string")?;
-        match self.interpolated(text) {
+        match self.interpolated(text, span) {
             Ok(value) => self.check_chars(&value, span, field).then_some(value),
             Err(p) => {
                 self.report_problem(&p, span, field);
@@ -193,7 +263,7 @@ impl<'a> Reader<'a> {
     pub fn secret(&mut self, node: &Node, field: &str) -> Option<Secret> {
         let span = node.span;
         let text = self.scalar_text(node, field, "a string")?;
-        match self.interpolated(text) {
+        match self.interpolated(text, span) {
             Ok(value) => {
                 if !self.check_chars(&value, span, field) {
                     return None;
@@ -224,7 +294,7 @@ impl<'a> Reader<'a> {
     pub fn integer(&mut self, node: &Node, field: &str, min: i64, max: i64) -> Option<i64> {
         let span = node.span;
         let text = self.scalar_text(node, field, "an integer")?;
-        let value = match self.interpolated(text) {
+        let value = match self.interpolated(text, span) {
             Ok(v) => v,
             Err(p) => {
                 self.report_problem(&p, span, field);
@@ -251,7 +321,7 @@ impl<'a> Reader<'a> {
     pub fn seconds(&mut self, node: &Node, field: &str) -> Option<String> {
         let span = node.span;
         let text = self.scalar_text(node, field, "a number of seconds")?;
-        let value = match self.interpolated(text) {
+        let value = match self.interpolated(text, span) {
             Ok(v) => v,
             Err(p) => {
                 self.report_problem(&p, span, field);
@@ -285,7 +355,7 @@ impl<'a> Reader<'a> {
     pub fn boolean(&mut self, node: &Node, field: &str) -> Option<bool> {
         let span = node.span;
         let text = self.scalar_text(node, field, "true or false")?;
-        let value = match self.interpolated(text) {
+        let value = match self.interpolated(text, span) {
             Ok(v) => v,
             Err(p) => {
                 self.report_problem(&p, span, field);
@@ -402,6 +472,13 @@ impl<'n> MapView<'n> {
             }
             let field = self.field(&key.name);
             let d = reader.error(key.span, &field, format!("unknown key `{}`", key.name));
+            if key.name == "<<" {
+                d.hint = Some(
+                    "poolwright does not expand YAML merge keys (`<<: *anchor`); write the keys out"
+                        .into(),
+                );
+                continue;
+            }
             d.hint = Some(
                 match did_you_mean(&key.name, self.known.iter().map(String::as_str)) {
                     Some(m) => format!("did you mean `{m}`?"),
@@ -428,7 +505,56 @@ impl<'n> MapView<'n> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::error::Error;
+
+    #[test]
+    fn messages_show_the_variable_not_its_value() {
+        let env = |name: &str| match name {
+            "DB_PASSWORD" => Some("hunter2:x".to_string()),
+            "P" => Some("5".to_string()),
+            _ => None,
+        };
+        let yaml = "port: \"${DB_PASSWORD}\"\nother: \"${P}\"\n";
+        let root = crate::config::yaml::parse(Path::new("p.yaml"), yaml).unwrap();
+        let crate::config::yaml::Value::Map(entries) = &root.value else {
+            panic!("a map")
+        };
+        let mut reader = Reader::new(Path::new("p.yaml"), &env);
+        assert_eq!(reader.integer(&entries[0].1, "port", 1, 65535), None);
+        assert_eq!(reader.integer(&entries[1].1, "other", 10, 65535), None);
+        let problems = reader.into_problems();
+        assert_eq!(
+            problems[0].message,
+            "expected an integer, found `${DB_PASSWORD}`"
+        );
+        assert_eq!(
+            problems[0].notes,
+            vec!["`${DB_PASSWORD}` stands for its value from the environment, which is not shown"]
+        );
+        assert_eq!(problems[1].message, "must be at least 10, found ${P}");
+    }
+
+    #[test]
+    fn replaces_whole_values_only() {
+        assert_eq!(
+            replace_whole("at most 65535, found 5", "5", "$P").unwrap(),
+            "at most 65535, found $P"
+        );
+        assert_eq!(
+            replace_whole("`a:b` is bad", "a:b", "$X").unwrap(),
+            "`$X` is bad"
+        );
+        assert_eq!(replace_whole("65535", "5", "$P"), None);
+    }
+
+    #[test]
+    fn debug_formatting_never_shows_a_secret() {
+        let secret = Secret::known("hunter2-d3bug");
+        let shown = format!("{secret:?} {secret:#?} {:?}", Some(&secret));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("Secret(****)"), "{shown}");
+    }
 
     fn problems(public_host: &str) -> Vec<String> {
         let yaml = format!(

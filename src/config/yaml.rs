@@ -326,12 +326,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Node, Vec<Diagnostic>> {
                 let m = e.marker();
                 let span = Span::new(m.line(), m.col() + 1, 1);
                 let field = builder.field_path();
-                builder.problems.push(Diagnostic::new(
-                    file,
-                    span,
-                    field,
-                    format!("invalid YAML: {}", e.info()),
-                ));
+                // The scanner reads flow collections (`[[[...`) ahead of the
+                // events, so its own limit (255 levels) can strike before ours.
+                let message = if e.info() == "recursion limit exceeded" {
+                    format!("nested deeper than {MAX_DEPTH} levels")
+                } else {
+                    format!("invalid YAML: {}", e.info())
+                };
+                let mut d = Diagnostic::new(file, span, field, message);
+                if e.info() == "found unprintable character" {
+                    d = d.with_hint(
+                        "YAML text may not hold control characters such as NUL; is this a binary file?",
+                    );
+                }
+                builder.problems.push(d);
                 return Err(builder.problems);
             }
         }
@@ -403,9 +411,11 @@ mod tests {
 
     #[test]
     fn stops_deep_nesting() {
-        let doc = "[".repeat(200) + &"]".repeat(200);
-        let errors = p(&doc).unwrap_err();
-        assert!(errors[0].message.contains("nested deeper"), "{errors:?}");
+        for depth in [200, 300, 100_000] {
+            let doc = "[".repeat(depth) + &"]".repeat(depth);
+            let errors = p(&doc).unwrap_err();
+            assert_eq!(errors[0].message, "nested deeper than 64 levels", "{depth}");
+        }
     }
 
     #[test]

@@ -176,6 +176,11 @@ pub async fn config(console: &Session, target: &Target) -> Check {
     let name = &target.name;
     let mut fix = if not_reloaded && !moved_file {
         "reload PgBouncer: systemctl reload pgbouncer (or kill -HUP its pid)".to_string()
+    } else if moved_file {
+        // apply refuses a hand-edited file without --force (hand_edits.rs).
+        format!(
+            "run `poolwright apply {name} --force` on PgBouncer's host: it rewrites pgbouncer.ini from poolwright.yaml (keeping the edited one as pgbouncer.ini.bak) and reloads PgBouncer (or, to keep the running values, write them into poolwright.yaml)"
+        )
     } else {
         format!(
             "run `poolwright apply {name}` on PgBouncer's host: it rewrites pgbouncer.ini from poolwright.yaml and reloads PgBouncer (or, to keep the running values, write them into poolwright.yaml)"

@@ -40,8 +40,6 @@ use crate::providers::manifest::{Manifest, Module, Registry};
 use crate::render::Templates;
 use crate::state::State;
 
-/// Larger config files are refused, as the loader does.
-const MAX_BYTES: u64 = 4 * 1024 * 1024;
 /// The target name while the name question has not been answered.
 const PLACEHOLDER_TARGET: &str = "wizard-target";
 
@@ -93,21 +91,9 @@ impl Setup {
     /// Reads the config at `path` (if any) and what loading it draws on.
     pub fn open(path: &Path, shown: &Path, env: EnvLookup<'_>) -> Result<Setup, Error> {
         let existing = match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => {
-                return Err(Error::message(format!(
-                    "{} is a directory, not a config file",
-                    shown.display()
-                )));
-            }
-            Ok(meta) if meta.len() > MAX_BYTES => {
-                return Err(Error::message(format!(
-                    "{} is {} bytes; a poolwright config is at most {MAX_BYTES} bytes",
-                    shown.display(),
-                    meta.len()
-                )));
-            }
+            // read_bytes refuses directories and files over the size limit.
             Ok(_) => {
-                let bytes = std::fs::read(path).map_err(|e| Error::io(shown, &e))?;
+                let bytes = config::source::read_bytes(path, shown)?;
                 Some(String::from_utf8(bytes).map_err(|_| {
                     Error::message(format!(
                         "{} is not UTF-8 text; poolwright will not change it",

@@ -28,6 +28,16 @@ pub enum Stop {
     Failed(Error),
 }
 
+impl From<Stop> for Error {
+    fn from(stop: Stop) -> Error {
+        match stop {
+            Stop::Cancelled => Error::Cancelled,
+            Stop::Usage { message, hint } => Error::Usage { message, hint },
+            Stop::Failed(e) => e,
+        }
+    }
+}
+
 impl From<Error> for Stop {
     fn from(e: Error) -> Stop {
         Stop::Failed(e)

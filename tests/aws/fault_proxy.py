@@ -7,15 +7,24 @@ driven by the rules on its command line, answers some itself:
 
   --throttle ACTION=N   the first N calls of ACTION get HTTP 400 Throttling
                         (AWS's "Rate exceeded"), later ones are forwarded
+  --unavailable ACTION=N  the first N calls get HTTP 503 ServiceUnavailable
+  --reset ACTION=N      the first N calls get headers promising 1,000 bytes,
+                        10 of them, then a TCP reset (SO_LINGER 0)
+  --hang ACTION=N       the first N calls are read and never answered (the
+                        connection is held until the client gives up)
   --deny ACTION         every call of ACTION gets HTTP 403 AccessDenied
   --unhealthy           DescribeDBProxyTargets answers show the target
                         UNAVAILABLE with reason AUTH_FAILURE
 
 ACTION is the AWS Query protocol's `Action=` (form body or query string),
 or the operation of an `X-Amz-Target` header (JSON protocol: Secrets
-Manager). Each request is logged to --log as one line
-`<seq> <METHOD> <ACTION> <status> <forwarded|throttled|denied>[ unhealthy]`:
-the action only, never a body, a header value or a query string.
+Manager); `*` is every action (the first N calls, whatever they are).
+Each request is logged to --log as one line `<seq> <METHOD> <ACTION>
+<status> <forwarded|throttled|unavailable|reset|hung|denied>[ unhealthy]`
+(status 0: nothing was answered): the action only, never a body, a header
+value or a query string.
+
+A connection refused needs no proxy: point the client at a closed port.
 
 It listens on 127.0.0.1 on a port the kernel picks and prints
 `listening <port>` on stdout once it accepts connections.
@@ -24,8 +33,13 @@ Usage: fault_proxy.py --upstream http://127.0.0.1:PORT --log FILE [rules]
 """
 import argparse
 import http.client
+import io
+import json
 import re
+import socket
+import struct
 import sys
+import time
 import threading
 import urllib.parse
 import uuid
@@ -79,12 +93,20 @@ def make_unhealthy(xml):
     return xml
 
 
+# The faults that strike the first N calls, in the order they are checked.
+COUNTED = ("throttled", "unavailable", "reset", "hung")
+
+
 class Rules:
     def __init__(self, args):
-        self.throttle = {}
-        for rule in args.throttle:
-            action, _, n = rule.partition("=")
-            self.throttle[action] = int(n or "1")
+        self.counted = {}
+        for outcome, rules in zip(
+            COUNTED, (args.throttle, args.unavailable, args.reset, args.hang)
+        ):
+            left = self.counted.setdefault(outcome, {})
+            for rule in rules:
+                action, _, n = rule.partition("=")
+                left[action] = int(n or "1")
         self.deny = set(args.deny)
         self.unhealthy = args.unhealthy
         self.lock = threading.Lock()
@@ -92,14 +114,16 @@ class Rules:
         self.log = open(args.log, "a", buffering=1, encoding="utf-8")
 
     def decide(self, action):
-        """'throttled', 'denied' or 'forwarded' (counting throttles)."""
+        """'denied', one of COUNTED (counting it down) or 'forwarded'."""
         with self.lock:
             if action in self.deny:
                 return "denied"
-            left = self.throttle.get(action, 0)
-            if left > 0:
-                self.throttle[action] = left - 1
-                return "throttled"
+            for outcome in COUNTED:
+                left = self.counted[outcome]
+                for key in (action, "*"):
+                    if left.get(key, 0) > 0:
+                        left[key] -= 1
+                        return outcome
             return "forwarded"
 
     def record(self, method, action, status, outcome):
@@ -151,6 +175,24 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(400, [("Content-Type", "text/xml")],
                         error_body("Throttling", "Rate exceeded"))
             return
+        if outcome == "unavailable":
+            rules.record(self.command, action, 503, outcome)
+            if self.headers.get("X-Amz-Target"):
+                body = json.dumps({"__type": "ServiceUnavailable",
+                                   "message": "Service is unavailable"}).encode()
+                self.answer(503, [("Content-Type", "application/x-amz-json-1.1")], body)
+            else:
+                self.answer(503, [("Content-Type", "text/xml")],
+                            error_body("ServiceUnavailable", "Service is unavailable"))
+            return
+        if outcome == "reset":
+            rules.record(self.command, action, 200, outcome)
+            self.reset_mid_body()
+            return
+        if outcome == "hung":
+            rules.record(self.command, action, 0, outcome)
+            self.hang()
+            return
         if outcome == "denied":
             rules.record(self.command, action, 403, outcome)
             service = self.headers.get("X-Amz-Target", "rds.").split(".")[0].lower()
@@ -188,6 +230,36 @@ class Handler(BaseHTTPRequestHandler):
         rules.record(self.command, action, status, outcome + note)
         self.answer(status, out_headers, out)
 
+    def reset_mid_body(self):
+        """Headers for 1,000 bytes, 10 of them, then an RST (not a FIN)."""
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: 1000\r\n\r\n<Response>"
+        )
+        self.wfile.flush()
+        # Let the headers arrive before the reset, which could overtake them.
+        time.sleep(0.05)
+        self.connection.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        # The socket closes for real only when its files are closed too;
+        # stand-ins take their place for what the server does afterwards.
+        self.rfile.close()
+        self.wfile.close()
+        self.connection.close()
+        self.rfile, self.wfile = io.BytesIO(), io.BytesIO()
+        self.close_connection = True
+
+    def hang(self):
+        """Holds the connection, unanswered, until the client goes (at most 5 min)."""
+        self.connection.settimeout(300)
+        try:
+            while self.connection.recv(4096):
+                pass
+        except OSError:
+            pass
+        self.close_connection = True
+
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = handle_any
 
 
@@ -196,6 +268,9 @@ def main():
     parser.add_argument("--upstream", required=True, help="moto's URL")
     parser.add_argument("--log", required=True, help="the request log file")
     parser.add_argument("--throttle", action="append", default=[], metavar="ACTION=N")
+    parser.add_argument("--unavailable", action="append", default=[], metavar="ACTION=N")
+    parser.add_argument("--reset", action="append", default=[], metavar="ACTION=N")
+    parser.add_argument("--hang", action="append", default=[], metavar="ACTION=N")
     parser.add_argument("--deny", action="append", default=[], metavar="ACTION")
     parser.add_argument("--unhealthy", action="store_true")
     args = parser.parse_args()

@@ -206,6 +206,24 @@ fn usage_errors_exit_2_and_help_documents_every_command() {
 }
 
 #[test]
+fn destroy_without_a_terminal_or_yes_exits_2_and_touches_nothing() {
+    let example = root().join("examples/automatch-books");
+    let run = poolwright(
+        &example,
+        &["destroy", "aws"],
+        &[
+            ("QBO_DB_PASSWORD", "x"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        "error: destroy asks for confirmation; stdin is not a terminal\n  = hint: run `poolwright destroy aws --yes`\n"
+    );
+}
+
+#[test]
 fn templates_dir_overrides_a_builtin_template() {
     let dir = project();
     let templates = dir.path().join("my-templates/pgbouncer");
@@ -232,4 +250,29 @@ fn completions_are_generated() {
     let run = poolwright(&root(), &["completions", "bash"], &[]);
     assert_eq!(run.code, 0);
     assert!(run.stdout.contains("poolwright"));
+}
+
+/// The `../` rule: poolwright.yaml cannot send a write outside the place it
+/// shows (host paths are absolute and free of `..`, see
+/// tests/invalid/host-paths-leave-their-place), but a directory the user
+/// names on the command line is theirs to choose, `..` included.
+#[test]
+fn output_paths_given_on_the_command_line_are_honoured_even_outside_the_project() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let project = parent.path().join("project");
+    std::fs::create_dir(&project).expect("project dir");
+    std::fs::write(project.join("poolwright.yaml"), CONFIG).expect("write config");
+    let env = [("QBO_DB_PASSWORD", PASSWORD)];
+    let run = poolwright(&project, &["render", "--out", "../rendered"], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("wrote ../rendered/pgbouncer.ini"),
+        "{}",
+        run.stderr
+    );
+    assert!(parent.path().join("rendered/userlist.txt").is_file());
+    let run = poolwright(&project, &["env", "prod", "--file", "../app.env"], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(parent.path().join("app.env")).expect("app.env");
+    assert!(text.contains(ENCODED), "{text}");
 }

@@ -10,6 +10,8 @@ mod drivers;
 mod e2e;
 /// Every example config validates, plans and renders.
 mod examples;
+/// Hand edits kept unless --force, kill -9 never leaves a half-written file, 0600 under any umask.
+mod file_safety;
 /// Property tests of the fuzz targets' invariants (poolwright::invariants).
 mod fuzz_properties;
 /// fuzz/regressions/<target>/<case>: found and hand-picked fuzz inputs, replayed.
@@ -20,12 +22,17 @@ mod golden;
 mod invalid;
 /// Managed poolers: Supabase, Neon (mock APIs: wiremock and Prism on the published specs), manifest-only providers.
 mod managed;
+/// Network faults (refused, reset mid-body, slow, 5xx storms) against the
+/// Supabase, Neon and AWS clients: bounded retries, a clear error, a re-run that completes.
+mod net_faults;
 /// .env merges and secrets for Modal, Kubernetes, GitHub, Docker and AWS.
 mod outputs;
 /// AWS RDS Proxy against moto's server.
 mod rds_proxy;
 /// processes: N: several PgBouncer processes on one port.
 mod scale_out;
+/// No command shows a secret (raw, encoded, in Debug output) unless asked to.
+mod secret_leaks;
 /// `verify` (login, TLS, running config, pooling, live budget, hazards,
 /// latency) and `status` against real PostgreSQL and PgBouncer.
 mod verify;

@@ -34,16 +34,16 @@ use crate::support::servers::free_port;
 use crate::support::{Run, assert_file, poolwright, root};
 
 /// A password that needs percent-encoding in every URL part libpq decodes.
-const PASSWORD: &str = "p@ss w/rd#%?&\"x";
+pub(crate) const PASSWORD: &str = "p@ss w/rd#%?&\"x";
 /// `PASSWORD` as it must appear in a URL.
-const ENCODED: &str = "p%40ss%20w%2Frd%23%25%3F%26%22x";
-const SUPABASE_TOKEN: &str = "sbp_0123456789abcdef0123456789abcdef01234567";
-const NEON_TOKEN: &str = "napi_t0k3n5ecr3tvalue0123456789abcdefghijklmnop";
+pub(crate) const ENCODED: &str = "p%40ss%20w%2Frd%23%25%3F%26%22x";
+pub(crate) const SUPABASE_TOKEN: &str = "sbp_0123456789abcdef0123456789abcdef01234567";
+pub(crate) const NEON_TOKEN: &str = "napi_t0k3n5ecr3tvalue0123456789abcdefghijklmnop";
 /// The password inside the URIs Neon's API returns: never to be stored.
-const NEON_URI_PASSWORD: &str = "npg_UriPassw0rdFromTheApi";
-const REF: &str = "abcdefghijklmnopqrst";
-const NEON_PROJECT: &str = "cool-darkness-123456";
-const STATE: &str = ".poolwright-state.json";
+pub(crate) const NEON_URI_PASSWORD: &str = "npg_UriPassw0rdFromTheApi";
+pub(crate) const REF: &str = "abcdefghijklmnopqrst";
+pub(crate) const NEON_PROJECT: &str = "cool-darkness-123456";
+pub(crate) const STATE: &str = ".poolwright-state.json";
 
 /// The golden cases of managed providers (tests/golden/<case>/).
 const MANAGED_CASES: &[&str] = &[
@@ -129,14 +129,14 @@ fn targets(dir: &Path, env: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// A temp project with this poolwright.yaml.
-fn project(yaml: &str) -> tempfile::TempDir {
+pub(crate) fn project(yaml: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("poolwright.yaml"), yaml).expect("write config");
     dir
 }
 
 /// The names in `dir`, sorted (what a command left behind).
-fn listing(dir: &Path) -> Vec<String> {
+pub(crate) fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("read dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -145,12 +145,12 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
-fn state(dir: &Path) -> Value {
+pub(crate) fn state(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join(STATE)).expect("the state file");
     serde_json::from_str(&text).expect("state is JSON")
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -742,7 +742,7 @@ fn bad_user_manifests_are_refused_naming_the_file() {
 // Offline: the Supabase pooler host from the config, the state file, or not yet
 // ---------------------------------------------------------------------------
 
-const SUPABASE_NO_HOST: &str = "version: 1
+pub(crate) const SUPABASE_NO_HOST: &str = "version: 1
 targets:
   staging:
     provider: supabase
@@ -879,7 +879,7 @@ fn neon_offline_without_region_is_known_after_apply() {
 // ---------------------------------------------------------------------------
 
 /// One entry of Supabase's pooler configuration, complete per the spec.
-fn pooler_entry(kind: &str, identifier: &str, host: &str) -> Value {
+pub(crate) fn pooler_entry(kind: &str, identifier: &str, host: &str) -> Value {
     let uri = format!("postgresql://postgres.{REF}:[YOUR-PASSWORD]@{host}:6543/postgres");
     json!({
         "identifier": identifier,
@@ -897,11 +897,11 @@ fn pooler_entry(kind: &str, identifier: &str, host: &str) -> Value {
     })
 }
 
-const PRIMARY_HOST: &str = "aws-1-eu-central-1.pooler.supabase.com";
+pub(crate) const PRIMARY_HOST: &str = "aws-1-eu-central-1.pooler.supabase.com";
 const REPLICA_HOST: &str = "aws-0-eu-west-2.pooler.supabase.com";
 
 /// The pooler configuration with a read replica listed before the primary.
-fn pooler_body() -> Value {
+pub(crate) fn pooler_body() -> Value {
     json!([
         pooler_entry(
             "READ_REPLICA",
@@ -912,11 +912,11 @@ fn pooler_body() -> Value {
     ])
 }
 
-fn pooler_path() -> String {
+pub(crate) fn pooler_path() -> String {
     format!("/v1/projects/{REF}/config/database/pooler")
 }
 
-fn supabase_env(token: Option<&'static str>) -> Vec<(&'static str, &'static str)> {
+pub(crate) fn supabase_env(token: Option<&'static str>) -> Vec<(&'static str, &'static str)> {
     let mut env = pw_env();
     if let Some(t) = token {
         env.push(("SUPABASE_ACCESS_TOKEN", t));
@@ -934,7 +934,7 @@ fn authorization(request: &Request) -> String {
 
 /// No secret in anything a run printed.
 #[track_caller]
-fn no_secrets(run: &Run) {
+pub(crate) fn no_secrets(run: &Run) {
     for secret in [
         SUPABASE_TOKEN,
         NEON_TOKEN,
@@ -1075,7 +1075,7 @@ fn plan_refresh_reads_the_api_and_writes_nothing() {
 
 /// A Neon target; `endpoint` and `branch` optional, no region (so the hosts
 /// come from the API).
-fn neon_config(endpoint: Option<&str>, branch: Option<&str>) -> String {
+pub(crate) fn neon_config(endpoint: Option<&str>, branch: Option<&str>) -> String {
     let mut yaml = format!(
         "version: 1\ntargets:\n  preview:\n    provider: neon\n    project_id: {NEON_PROJECT}\n"
     );
@@ -1115,7 +1115,7 @@ fn neon_endpoint(id: &str, branch: &str, kind: &str) -> Value {
     })
 }
 
-const MAIN_BRANCH: &str = "br-main-123456";
+pub(crate) const MAIN_BRANCH: &str = "br-main-123456";
 
 fn neon_endpoints_body() -> Value {
     json!({"endpoints": [
@@ -1133,7 +1133,7 @@ fn neon_uri(endpoint: &str, pooled: bool) -> Value {
     )})
 }
 
-async fn mount_neon(server: &MockServer, endpoint: &str) {
+pub(crate) async fn mount_neon(server: &MockServer, endpoint: &str) {
     Mock::given(method("GET"))
         .and(path(format!("/projects/{NEON_PROJECT}/endpoints")))
         .respond_with(ResponseTemplate::new(200).set_body_json(neon_endpoints_body()))
@@ -1153,7 +1153,7 @@ fn query(request: &Request) -> BTreeMap<String, String> {
     request.url.query_pairs().into_owned().collect()
 }
 
-fn neon_env() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn neon_env() -> Vec<(&'static str, &'static str)> {
     let mut env = pw_env();
     env.push(("NEON_API_KEY", NEON_TOKEN));
     env

@@ -403,9 +403,14 @@ fn kubernetes_manifests_of_a_target_pass_schema_validation() {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let dir = out.path().join("kubernetes");
+    // What `kubectl apply -f DIR` reads: every .json, .yaml and .yml file.
     let mut manifests: Vec<_> = fs::read_dir(&dir)
         .expect("kubernetes/")
         .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        })
         .collect();
     manifests.sort();
     assert_eq!(manifests.len(), 5, "{manifests:?}");

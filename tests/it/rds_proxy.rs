@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::support::{self, Run, root, servers::free_port};
 
 /// The database password: it must never show in any output.
-const PASSWORD: &str = "Sup3r-s3cret-pw!";
+pub(crate) const PASSWORD: &str = "Sup3r-s3cret-pw!";
 
 /// What gives the secret away besides [`PASSWORD`] itself: the JSON key of
 /// the Secrets Manager value poolwright writes (`{"password": ...}`, also
@@ -29,7 +29,7 @@ const SECRET_JSON_KEYS: [&str; 2] = ["\"password\":", "\\\"password\\\":"];
 /// Panics when `text` (the output named `what`) shows the password or the
 /// secret's JSON. `url --show-password` is the one output allowed to show
 /// the URL-encoded password; `strict` also rejects that form.
-fn assert_no_secret(what: &str, text: &str, strict: bool) {
+pub(crate) fn assert_no_secret(what: &str, text: &str, strict: bool) {
     assert!(
         !text.contains(PASSWORD),
         "the password leaked in {what}:\n{text}"
@@ -48,9 +48,9 @@ fn assert_no_secret(what: &str, text: &str, strict: bool) {
     }
 }
 
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Moto {
@@ -65,7 +65,7 @@ fn venv(bin: &str) -> PathBuf {
 }
 
 /// moto's server on a free port, or None (SKIP) when it is not installed.
-fn start_moto() -> Option<Moto> {
+pub(crate) fn start_moto() -> Option<Moto> {
     if !venv("moto_server").is_file() {
         assert!(
             !std::env::var("POOLWRIGHT_REQUIRE_SERVERS").is_ok_and(|v| v == "1"),
@@ -94,7 +94,7 @@ fn start_moto() -> Option<Moto> {
 }
 
 /// Runs Python with boto3 against moto; returns stdout (panics on failure).
-fn boto(moto: &Moto, code: &str) -> String {
+pub(crate) fn boto(moto: &Moto, code: &str) -> String {
     let prelude = format!(
         "import boto3, json\nkw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\nrds = boto3.client('rds', **kw)\nsm = boto3.client('secretsmanager', **kw)\n",
         moto.url
@@ -112,7 +112,7 @@ fn boto(moto: &Moto, code: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL", endpoint.to_string()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
@@ -139,7 +139,7 @@ fn pw_at(dir: &Path, endpoint: &str, args: &[&str], strict: bool) -> Run {
     run
 }
 
-fn write_config(dir: &Path, ids: &serde_json::Value, auth: &str) {
+pub(crate) fn write_config(dir: &Path, ids: &serde_json::Value, auth: &str) {
     let yaml = format!(
         r#"version: 1
 targets:
@@ -169,7 +169,7 @@ targets:
     std::fs::write(dir.join("poolwright.yaml"), yaml).expect("write config");
 }
 
-fn setup(moto: &Moto) -> serde_json::Value {
+pub(crate) fn setup(moto: &Moto) -> serde_json::Value {
     let out = Command::new(venv("python"))
         .arg(root().join("tests/aws/moto_setup.py"))
         .arg(&moto.url)
@@ -183,7 +183,7 @@ fn setup(moto: &Moto) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("setup json")
 }
 
-fn state(dir: &Path) -> serde_json::Value {
+pub(crate) fn state(dir: &Path) -> serde_json::Value {
     let text =
         std::fs::read_to_string(dir.join(".poolwright-state.json")).unwrap_or_else(|_| "{}".into());
     serde_json::from_str(&text).expect("state json")
@@ -426,9 +426,9 @@ fn destroy_never_deletes_a_secret_poolwright_did_not_create() {
 
 /// tests/aws/fault_proxy.py in front of moto, killed on drop. Its log has
 /// one line per request: `<seq> <METHOD> <ACTION> <status> <outcome>`.
-struct FaultProxy {
+pub(crate) struct FaultProxy {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     log: PathBuf,
     stderr: PathBuf,
 }
@@ -442,16 +442,16 @@ impl Drop for FaultProxy {
 
 /// One request as the fault proxy logged it.
 #[derive(Debug, PartialEq)]
-struct Call {
-    action: String,
-    status: u16,
-    outcome: String,
+pub(crate) struct Call {
+    pub(crate) action: String,
+    pub(crate) status: u16,
+    pub(crate) outcome: String,
 }
 
 impl FaultProxy {
     /// Starts the proxy with `rules` (its command-line options); it writes
     /// its log and stderr into `logs`.
-    fn start(moto: &Moto, logs: &Path, rules: &[&str]) -> FaultProxy {
+    pub(crate) fn start(moto: &Moto, logs: &Path, rules: &[&str]) -> FaultProxy {
         let log = logs.join("fault-proxy.log");
         let stderr = logs.join("fault-proxy.stderr");
         let mut child = Command::new(venv("python"))
@@ -489,7 +489,7 @@ impl FaultProxy {
     }
 
     /// Every request so far, in order.
-    fn calls(&self) -> Vec<Call> {
+    pub(crate) fn calls(&self) -> Vec<Call> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
@@ -514,7 +514,7 @@ impl FaultProxy {
     }
 
     /// Asserts that the proxy's log and stderr hold no secret.
-    fn assert_clean(&self) {
+    pub(crate) fn assert_clean(&self) {
         for file in [&self.log, &self.stderr] {
             let text = std::fs::read_to_string(file).unwrap_or_default();
             assert_no_secret(&file.display().to_string(), &text, true);
@@ -528,14 +528,14 @@ impl FaultProxy {
 }
 
 /// The hint line of an error output.
-fn hint(stderr: &str) -> &str {
+pub(crate) fn hint(stderr: &str) -> &str {
     stderr
         .lines()
         .find(|l| l.trim_start().starts_with("= hint:"))
         .unwrap_or_else(|| panic!("no hint in:\n{stderr}"))
 }
 
-fn proxies_in_moto(moto: &Moto) -> String {
+pub(crate) fn proxies_in_moto(moto: &Moto) -> String {
     boto(moto, "print(len(rds.describe_db_proxies()['DBProxies']))")
 }
 

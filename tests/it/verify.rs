@@ -457,15 +457,36 @@ fn drift_on(build: &BouncerBuild) {
             "drift: 1 differs from poolwright.yaml: default_pool_size = 7 (poolwright.yaml: 10)",
             &format!("{} says 7 too", ini_path.display()),
             "edited by hand",
-            "poolwright apply prod",
+            "poolwright apply prod --force",
         ],
     );
     expect(&run, "login", "PASS", &[]);
     expect(&run, "pooling", "PASS", &[]);
 
-    // The fix the line gives works: apply, and verify passes again.
-    let fixed = pw(&spec.config(), &["apply"]);
+    // Plain apply refuses to overwrite the hand edit, and changes nothing.
+    let refused = pw(&spec.config(), &["apply"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("changed since poolwright wrote it"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        fs::read_to_string(&ini_path)
+            .unwrap()
+            .contains("default_pool_size = 7\n")
+    );
+
+    // The fix the line gives works: apply --force, and verify passes again;
+    // the hand edit is kept beside the file.
+    let fixed = pw(&spec.config(), &["apply", "--force"]);
     assert_eq!(fixed.code, 0, "{fixed:?}");
+    let backup = ini_path.with_file_name("pgbouncer.ini.bak");
+    assert!(
+        fs::read_to_string(&backup)
+            .unwrap()
+            .contains("default_pool_size = 7\n")
+    );
     wait_for_running(&spec, "default_pool_size", "10");
     let again = verify(&spec, &[]);
     assert_eq!(again.code, 0, "verify after apply");

@@ -2,7 +2,8 @@
 //!
 //! 1. Write pgbouncer.ini, userlist.txt and pgbouncer.service to their
 //!    places on this host, each only when its bytes change, atomically,
-//!    keeping owner, group and mode of files that exist.
+//!    keeping owner, group and mode of files that exist. A file changed by
+//!    hand stops the target before anything happens, unless `--force`.
 //! 2. With stored verifiers (`userlist: scram` or `md5`), install on the
 //!    upstream server the very verifier userlist.txt holds, so PgBouncer can
 //!    pass SCRAM logins through: `ALTER ROLE name PASSWORD 'verifier'`,
@@ -11,7 +12,7 @@
 //! 3. Send SIGHUP to the PgBouncer whose pid is in `pidfile`, if one runs,
 //!    so it re-reads both files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::changes::{self, Effect};
@@ -19,6 +20,7 @@ use super::render::{RenderedFile, render};
 use super::{Target, UserlistFormat, processes};
 use crate::error::Error;
 use crate::files::{Written, write_if_changed};
+use crate::hand_edits::{self, Planned};
 use crate::render::Templates;
 use crate::{scram, scram_probe};
 
@@ -253,6 +255,7 @@ pub async fn apply(
     templates: &Templates,
     source: &str,
     salt: &mut dyn FnMut() -> [u8; scram::SALT_LEN],
+    force: bool,
 ) -> Result<Report, Error> {
     let mut report = Report::default();
     let existing = match std::fs::read_to_string(&target.auth_file) {
@@ -274,6 +277,28 @@ pub async fn apply(
             ));
         }
     }
+    // Before any effect: a host file changed by hand stops this target.
+    let planned: Vec<Planned<'_>> = files
+        .iter()
+        .filter(|f| !f.host_path.is_empty())
+        .map(|f| Planned {
+            path: PathBuf::from(&f.host_path),
+            bytes: &f.bytes,
+        })
+        .collect();
+    let conflicts = hand_edits::conflicts(&planned);
+    if !conflicts.is_empty() {
+        if !force {
+            return Err(hand_edits::conflict_error(&conflicts, |p| {
+                p.display().to_string()
+            }));
+        }
+        for backup in hand_edits::back_up(&conflicts)? {
+            report
+                .lines
+                .push(format!("kept the changed file as {}", backup.display()));
+        }
+    }
     // Server first: if the login fails, PgBouncer keeps its old, working files.
     let userlist = files
         .iter()
@@ -282,7 +307,9 @@ pub async fn apply(
     install_verifiers(target, userlist, &mut report).await?;
     let server_changed = std::mem::take(&mut report.changed);
     let before = changes::host_texts(target);
+    hand_edits::record_intent(&planned)?;
     write_files(&files, owner, &mut report)?;
+    hand_edits::record_done(&planned)?;
     make_socket_dirs(target, owner, &mut report)?;
     let effect = changes::effect(target, &before, &changes::rendered_texts(&files));
     if target.kubernetes.is_some() {

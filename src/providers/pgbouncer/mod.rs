@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod budget;
 pub mod changes;
+pub mod host_path;
 pub mod kubernetes;
 pub mod names;
 pub mod processes;
@@ -388,15 +389,11 @@ pub fn decode(
         Some(node) => {
             let field = map.field("config_dir");
             let dir = reader.string(node, &field)?;
-            if !dir.starts_with('/') {
-                reader
-                    .error(
-                        node.span,
-                        &field,
-                        format!("`{dir}` is not an absolute path"),
-                    )
-                    .hint =
-                    Some("the files refer to each other by absolute paths under config_dir".into());
+            if let Err((message, hint)) = host_path::check(
+                &dir,
+                "the files refer to each other by absolute paths under config_dir",
+            ) {
+                reader.error(node.span, &field, message).hint = Some(hint);
             }
             dir.trim_end_matches('/').to_string()
         }
@@ -820,17 +817,11 @@ fn decode_systemd(
         if let Some(n) = s.get("binary")
             && let Some(v) = reader.string(n, &s.field("binary"))
         {
-            if !v.starts_with('/') {
-                reader
-                    .error(
-                        n.span,
-                        &s.field("binary"),
-                        format!("`{v}` is not an absolute path"),
-                    )
-                    .hint = Some(
-                    "systemd needs the full path of the pgbouncer binary, e.g. /usr/sbin/pgbouncer"
-                        .into(),
-                );
+            if let Err((message, hint)) = host_path::check(
+                &v,
+                "systemd needs the full path of the pgbouncer binary, e.g. /usr/sbin/pgbouncer",
+            ) {
+                reader.error(n.span, &s.field("binary"), message).hint = Some(hint);
             }
             systemd.binary = v;
         }
@@ -842,6 +833,14 @@ fn decode_systemd(
         if let Some(n) = s.get("unit_dir")
             && let Some(v) = reader.string(n, &s.field("unit_dir"))
         {
+            // apply writes the unit here: a relative path would land
+            // wherever the command runs.
+            if let Err((message, hint)) = host_path::check(
+                &v,
+                "apply writes the unit file there; systemd reads units from /etc/systemd/system",
+            ) {
+                reader.error(n.span, &s.field("unit_dir"), message).hint = Some(hint);
+            }
             systemd.unit_dir = v.trim_end_matches('/').to_string();
         }
         s.finish(reader);

@@ -60,20 +60,24 @@ pub fn check(
     if version >= quoted_keys_since {
         // 1.25 quotes such keys with '...', which has no escape for `'`; a
         // comma would split admin_users; control characters break lines.
-        let unquotable = name
-            .chars()
-            .any(|c| c == '\'' || c == ',' || c == '"' || c.is_control());
-        if !unquotable {
+        let unquotable = |c: char| c == '\'' || c == ',' || c == '"' || c.is_control();
+        let Some(bad) = name.chars().find(|c| unquotable(*c)) else {
             return Ok(());
-        }
+        };
+        // Name the character that is refused, not the first one that needs quotes.
+        let shown = if bad.is_control() {
+            format!("{:?}", bad.to_string())
+        } else {
+            format!("`{bad}`")
+        };
         return Err(format!(
             "the {what} name `{}` contains {shown}, which PgBouncer {version} cannot take in a name",
-            name.escape_debug()
+            crate::diagnostic::printable(name)
         ));
     }
     Err(format!(
         "the {what} name `{}` contains {shown}; PgBouncer {version} accepts only letters, digits, `_`, `.` and `-` in names",
-        name.escape_debug()
+        crate::diagnostic::printable(name)
     ))
 }
 
@@ -122,5 +126,11 @@ mod tests {
         assert!(check("it's", "database", V125, V125).is_err());
         assert!(check("a,b", "user", V125, V125).is_err());
         assert!(check("a\nb", "user", V125, V125).is_err());
+        assert!(
+            check("say \"hi\"", "user", V125, V125)
+                .unwrap_err()
+                .contains("contains `\"`"),
+            "names the quote, not the space before it"
+        );
     }
 }

@@ -88,9 +88,13 @@ pub fn decode_value(
         SettingType::Path => {
             let path = reader.string(node, field)?;
             // An empty unix_socket_dir is PgBouncer's way to turn the socket off.
-            if !path.is_empty() && !path.starts_with('/') {
-                reader.error(node.span, field, format!("`{path}` is not an absolute path"))
-                    .hint = Some("PgBouncer resolves relative paths against its working directory (/ under systemd); write the full path".into());
+            if !path.is_empty()
+                && let Err((message, hint)) = super::host_path::check(
+                    &path,
+                    "PgBouncer resolves relative paths against its working directory (/ under systemd); write the full path",
+                )
+            {
+                reader.error(node.span, field, message).hint = Some(hint);
                 return None;
             }
             trimmed(reader, path, node.span, field)

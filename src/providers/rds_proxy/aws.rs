@@ -5,12 +5,23 @@
 //! idempotent and an apply cut off halfway (proxy made, target not yet
 //! registered) completes on the next run. The AWS configuration is the one
 //! the ecosystem expects: the default credential chain and profiles, the
-//! region from the config, `AWS_ENDPOINT_URL` honoured by the SDK; throttling
-//! is retried by the SDK's standard retry policy.
+//! region from the config, `AWS_ENDPOINT_URL` honoured by the SDK; throttling,
+//! 5xx answers, refused and broken connections and timeouts are retried by
+//! the SDK's standard retry policy (3 attempts, or AWS_MAX_ATTEMPTS).
+//!
+//! poolwright's own network settings (src/api.rs) apply here too: every
+//! attempt is bounded by POOLWRIGHT_HTTP_TIMEOUT (the SDK sets no limit on
+//! an attempt by default, so an endpoint that accepts and never answers
+//! would hang `apply` for good), and POOLWRIGHT_HTTP_ATTEMPTS and
+//! POOLWRIGHT_HTTP_BACKOFF, when set, override the SDK's retry settings.
 
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_rds::config::http::HttpResponse;
+use aws_sdk_rds::error::SdkError;
 use aws_sdk_rds::types::{
     AuthScheme, ClientPasswordAuthType, ConnectionPoolConfiguration, EngineFamily, IamAuthMode,
     Tag, UserAuthConfig,
@@ -18,6 +29,7 @@ use aws_sdk_rds::types::{
 use aws_sdk_secretsmanager::types::Tag as SecretTag;
 
 use super::{Auth, DbTarget, Target};
+use crate::api::{self, NetPolicy};
 use crate::error::Error;
 
 /// The tag that marks what poolwright created (and may delete).
@@ -26,6 +38,34 @@ const MANAGED_BY: (&str, &str) = ("managed-by", "poolwright");
 pub struct Aws {
     rds: aws_sdk_rds::Client,
     secrets: aws_sdk_secretsmanager::Client,
+    /// For messages: where AWS was asked (AWS_ENDPOINT_URL, else the region).
+    endpoint: String,
+    /// For messages: the limit on one attempt, and the attempts per call.
+    timeout: Duration,
+    attempts: u32,
+}
+
+/// The SDK's retry settings from the environment, checked here because
+/// aws-config panics on a bad AWS_MAX_ATTEMPTS or AWS_RETRY_MODE; then
+/// poolwright's own network settings.
+pub fn net_policy(env: &dyn Fn(&str) -> Option<String>) -> Result<NetPolicy, Error> {
+    if let Some(v) = env("AWS_MAX_ATTEMPTS")
+        && !v.trim().parse::<u32>().is_ok_and(|n| n >= 1)
+    {
+        return Err(Error::message(format!(
+            "AWS_MAX_ATTEMPTS must be a whole number of at least 1, not `{v}`"
+        ))
+        .with_hint("fix or unset AWS_MAX_ATTEMPTS"));
+    }
+    if let Some(v) = env("AWS_RETRY_MODE")
+        && !["standard", "adaptive"].contains(&v.trim().to_ascii_lowercase().as_str())
+    {
+        return Err(Error::message(format!(
+            "AWS_RETRY_MODE must be `standard` or `adaptive`, not `{v}`"
+        ))
+        .with_hint("fix or unset AWS_RETRY_MODE"));
+    }
+    NetPolicy::from_env(env)
 }
 
 /// An SDK error as one line, with AWS's code and message, and a hint for
@@ -73,14 +113,108 @@ where
 }
 
 impl Aws {
-    pub async fn connect(region: &str) -> Aws {
-        let config = aws_config::defaults(BehaviorVersion::latest())
+    /// Clients for `region`, with `policy` (from [`net_policy`]) applied.
+    pub async fn connect(region: &str, policy: &NetPolicy) -> Aws {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(policy.connect_timeout())
+            .operation_attempt_timeout(policy.timeout)
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_string()))
-            .load()
-            .await;
+            .timeout_config(timeouts);
+        if policy.attempts.is_some() || policy.backoff.is_some() {
+            // On top of what AWS_MAX_ATTEMPTS, AWS_RETRY_MODE and the profile
+            // say (checked by net_policy, so this does not panic).
+            let mut retry: RetryConfig =
+                aws_config::default_provider::retry_config::default_provider()
+                    .retry_config()
+                    .await;
+            if let Some(n) = policy.attempts {
+                retry = retry.with_max_attempts(n);
+            }
+            if let Some(b) = policy.backoff {
+                retry = retry.with_initial_backoff(b);
+            }
+            loader = loader.retry_config(retry);
+        }
+        let config = loader.load().await;
         Aws {
             rds: aws_sdk_rds::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
+            endpoint: config
+                .endpoint_url()
+                .map_or_else(|| format!("AWS ({region})"), |u| format!("AWS at {u}")),
+            timeout: policy.timeout,
+            attempts: config.retry_config().map_or(3, RetryConfig::max_attempts),
+        }
+    }
+
+    /// A failed call as one line: what the network did (no answer in time,
+    /// refused, broken off, 5xx) and how often it was tried, or AWS's own
+    /// code and message ([`aws_error`]).
+    fn failed<E>(&self, action: &str, e: &SdkError<E, HttpResponse>) -> Error
+    where
+        E: std::error::Error + aws_sdk_rds::error::ProvideErrorMetadata + 'static,
+    {
+        let tries = match self.attempts {
+            1 => "1 attempt".to_string(),
+            n => format!("{n} attempts"),
+        };
+        let reason = |e: &(dyn std::error::Error + 'static)| {
+            let mut source = Some(e);
+            while let Some(s) = source {
+                if let Some(r) = api::os_reason(s) {
+                    return r;
+                }
+                source = s.source();
+            }
+            let text = aws_sdk_rds::error::DisplayErrorContext(e).to_string();
+            text.chars().take(200).collect()
+        };
+        let timed_out = || {
+            Error::message(format!(
+                "AWS {action} failed: {} did not answer within {} ({tries})",
+                self.endpoint,
+                api::seconds(self.timeout)
+            ))
+            .with_hint(api::slow_hint(self.timeout))
+        };
+        match e {
+            SdkError::TimeoutError(_) => timed_out(),
+            SdkError::DispatchFailure(d) if d.is_timeout() => timed_out(),
+            SdkError::DispatchFailure(d) if d.is_io() => Error::message(format!(
+                "AWS {action} failed: cannot reach {}: {} ({tries})",
+                self.endpoint,
+                d.as_connector_error()
+                    .map_or_else(|| "no connection".to_string(), |c| reason(c))
+            ))
+            .with_hint(
+                "check the network, the region, and AWS_ENDPOINT_URL; a re-run picks up where this one stopped",
+            ),
+            SdkError::ResponseError(_) => Error::message(format!(
+                "AWS {action} failed: {} broke off its answer: {} ({tries})",
+                self.endpoint,
+                reason(e)
+            ))
+            .with_hint(format!(
+                "a flaky network or proxy: run it again (it picks up where it stopped), \
+                 or try more often with {}",
+                api::ATTEMPTS_VAR
+            )),
+            SdkError::ServiceError(s) if s.raw().status().as_u16() >= 500 => {
+                let plain = aws_error(action, e);
+                let status = s.raw().status().as_u16();
+                match plain {
+                    Error::Message { message, .. } => Error::message(format!(
+                        "{message} (HTTP {status}, {tries})"
+                    ))
+                    .with_hint(
+                        "an error on AWS's side: run it again later; it picks up where it stopped",
+                    ),
+                    other => other,
+                }
+            }
+            _ => aws_error(action, e),
         }
     }
 }
@@ -247,7 +381,7 @@ impl Aws {
             {
                 return Ok(None);
             }
-            Err(e) => return Err(aws_error("DescribeDBProxies", &e)),
+            Err(e) => return Err(self.failed("DescribeDBProxies", &e)),
         };
         let targets = self
             .rds
@@ -255,7 +389,7 @@ impl Aws {
             .db_proxy_name(&target.proxy_name)
             .send()
             .await
-            .map_err(|e| aws_error("DescribeDBProxyTargets", &e))?;
+            .map_err(|e| self.failed("DescribeDBProxyTargets", &e))?;
         let registered = targets
             .targets()
             .iter()
@@ -271,7 +405,7 @@ impl Aws {
             .db_proxy_name(&target.proxy_name)
             .send()
             .await
-            .map_err(|e| aws_error("DescribeDBProxyTargetGroups", &e))?;
+            .map_err(|e| self.failed("DescribeDBProxyTargetGroups", &e))?;
         let pool = groups
             .target_groups()
             .iter()
@@ -348,7 +482,7 @@ impl Aws {
                         .secret_id(&arn)
                         .send()
                         .await
-                        .map_err(|e| aws_error("RestoreSecret", &e))?;
+                        .map_err(|e| self.failed("RestoreSecret", &e))?;
                     lines.push(format!(
                         "restored secret {name} (a destroy had scheduled its deletion)"
                     ));
@@ -359,7 +493,7 @@ impl Aws {
                     .secret_id(&arn)
                     .send()
                     .await
-                    .map_err(|e| aws_error("GetSecretValue", &e))?;
+                    .map_err(|e| self.failed("GetSecretValue", &e))?;
                 if current.secret_string() != Some(value.as_str()) {
                     self.secrets
                         .put_secret_value()
@@ -367,7 +501,7 @@ impl Aws {
                         .secret_string(&value)
                         .send()
                         .await
-                        .map_err(|e| aws_error("PutSecretValue", &e))?;
+                        .map_err(|e| self.failed("PutSecretValue", &e))?;
                     lines.push(format!("updated the credentials in secret {name}"));
                 }
                 Ok(Some(arn))
@@ -393,11 +527,11 @@ impl Aws {
                     )
                     .send()
                     .await
-                    .map_err(|e| aws_error("CreateSecret", &e))?;
+                    .map_err(|e| self.failed("CreateSecret", &e))?;
                 lines.push(format!("created secret {name}"));
                 Ok(made.arn().map(str::to_string))
             }
-            Err(e) => Err(aws_error("DescribeSecret", &e)),
+            Err(e) => Err(self.failed("DescribeSecret", &e)),
         }
     }
 
@@ -419,7 +553,7 @@ impl Aws {
             {
                 Ok(None)
             }
-            Err(e) => Err(aws_error("DescribeSecret", &e)),
+            Err(e) => Err(self.failed("DescribeSecret", &e)),
         }
     }
 
@@ -458,7 +592,7 @@ impl Aws {
         create
             .send()
             .await
-            .map_err(|e| aws_error("CreateDBProxy", &e))?;
+            .map_err(|e| self.failed("CreateDBProxy", &e))?;
         Ok(())
     }
 
@@ -480,7 +614,7 @@ impl Aws {
         modify
             .send()
             .await
-            .map_err(|e| aws_error("ModifyDBProxy", &e))?;
+            .map_err(|e| self.failed("ModifyDBProxy", &e))?;
         Ok(())
     }
 
@@ -496,7 +630,7 @@ impl Aws {
         register
             .send()
             .await
-            .map_err(|e| aws_error("RegisterDBProxyTargets", &e))?;
+            .map_err(|e| self.failed("RegisterDBProxyTargets", &e))?;
         Ok(())
     }
 
@@ -517,7 +651,7 @@ impl Aws {
             .connection_pool_config(config.build())
             .send()
             .await
-            .map_err(|e| aws_error("ModifyDBProxyTargetGroup", &e))?;
+            .map_err(|e| self.failed("ModifyDBProxyTargetGroup", &e))?;
         Ok(())
     }
 
@@ -545,7 +679,7 @@ impl Aws {
                 .db_proxy_name(&target.proxy_name)
                 .send()
                 .await
-                .map_err(|e| aws_error("DescribeDBProxyTargets", &e))?;
+                .map_err(|e| self.failed("DescribeDBProxyTargets", &e))?;
             let ours = targets.targets().iter().find(|t| {
                 t.rds_resource_id().or(t.tracked_cluster_id()) == Some(target_id(target))
             });
@@ -628,7 +762,7 @@ impl Aws {
                     deregister
                         .send()
                         .await
-                        .map_err(|e| aws_error("DeregisterDBProxyTargets", &e))?;
+                        .map_err(|e| self.failed("DeregisterDBProxyTargets", &e))?;
                     lines.push(format!("deregistered {}", target_id(target)));
                 }
                 self.rds
@@ -636,7 +770,7 @@ impl Aws {
                     .db_proxy_name(&target.proxy_name)
                     .send()
                     .await
-                    .map_err(|e| aws_error("DeleteDBProxy", &e))?;
+                    .map_err(|e| self.failed("DeleteDBProxy", &e))?;
                 lines.push(format!("deleted RDS Proxy {}", target.proxy_name));
             }
             None => lines.push(format!("RDS Proxy {} does not exist", target.proxy_name)),
@@ -660,7 +794,7 @@ impl Aws {
                 .secret_id(arn)
                 .send()
                 .await
-                .map_err(|e| aws_error("DeleteSecret", &e))?;
+                .map_err(|e| self.failed("DeleteSecret", &e))?;
             lines.push("scheduled the secret poolwright created for deletion (Secrets Manager keeps it 30 days)".into());
         }
         Ok(lines)
