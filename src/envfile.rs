@@ -7,7 +7,9 @@
 //! `# poolwright: target NAME`; the marker is how poolwright knows it owns a
 //! line, so that a key it wrote for a target that no longer exists (or that
 //! is no longer wanted) can be removed later. A line a person wrote is never
-//! removed, and every line not touched stays byte for byte.
+//! removed, and every line not touched stays byte for byte. A marker with
+//! no assignment under it is removed: left alone, it would take ownership
+//! of the next line a person wrote.
 
 /// The comment above every line poolwright added.
 const MARKER: &str = "# poolwright: target ";
@@ -169,7 +171,8 @@ pub fn write_value(value: &str, quote: Option<char>) -> String {
             .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '#' | '\\' | '$' | '`'));
     match quote {
         None if plain_ok || value.is_empty() => value.to_string(),
-        Some('\'') if !value.contains('\'') => format!("'{value}'"),
+        // Single quotes have no escapes: a line break would end the line.
+        Some('\'') if !value.contains(['\'', '\n']) => format!("'{value}'"),
         _ => {
             let mut out = String::from("\"");
             for c in value.chars() {
@@ -266,6 +269,12 @@ pub fn merge(
                     i += 1;
                     continue;
                 }
+            } else {
+                // A marker with no assignment under it (someone deleted the
+                // line) is our debris: kept, it would adopt whatever line
+                // comes to follow it, and a later run would delete that.
+                i += 1;
+                continue;
             }
         }
         match parse_assignment(line.text)
@@ -283,10 +292,16 @@ pub fn merge(
                         key: a.key.to_string(),
                         old: a.value.clone(),
                     });
+                    // An empty unquoted value before a comment would make
+                    // the comment the value: quote it.
+                    let quote = match a.quote {
+                        None if value.is_empty() && !a.tail.is_empty() => Some('"'),
+                        q => q,
+                    };
                     out.push(format!(
                         "{}{}{}{}",
                         a.head,
-                        write_value(value, a.quote),
+                        write_value(value, quote),
                         a.tail,
                         line.ending
                     ));
@@ -514,6 +529,38 @@ mod tests {
         let merged = merge("K=a\nK=b\n", "t", "", &[("K", "c")], &["t"]);
         assert_eq!(merged.text, "K=c\nK=c\n");
         assert_eq!(values_of(&merged.text, "K"), vec!["c", "c"]);
+    }
+
+    #[test]
+    fn an_orphan_marker_never_adopts_a_hand_written_line() {
+        // Found by the env_merge property test: removing the `prod` pair
+        // put MY_SECRET under the orphan `old` marker, and the next merge
+        // deleted it.
+        let text =
+            "# poolwright: target old\n# poolwright: target prod\nDATABASE_URL=x\nMY_SECRET=abc\n";
+        let first = merge(text, "prod", "", &[], &["prod"]);
+        assert_eq!(first.text, "MY_SECRET=abc\n");
+        assert_eq!(
+            merge(&first.text, "prod", "", &[], &["prod"]).text,
+            first.text
+        );
+    }
+
+    #[test]
+    fn an_empty_value_before_a_comment_is_quoted() {
+        // Found by fuzz/env_merge: `K= # c` reads back as `# c`.
+        let merged = merge("K=plain # c\n", "t", "", &[("K", "")], &["t"]);
+        assert_eq!(merged.text, "K=\"\" # c\n");
+        assert_eq!(values_of(&merged.text, "K"), vec![""]);
+    }
+
+    #[test]
+    fn single_quotes_never_hold_a_line_break() {
+        // Found by the env_merge check: 'a\nb' split the line in two.
+        assert_eq!(write_value("a\nb", Some('\'')), "\"a\\nb\"");
+        let merged = merge("K='old'\n", "t", "", &[("K", "a\nb")], &["t"]);
+        assert_eq!(merged.text, "K=\"a\\nb\"\n");
+        assert_eq!(values_of(&merged.text, "K"), vec!["a\nb"]);
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub mod envfile;
 pub mod error;
 pub mod files;
 pub mod hand_edits;
+#[doc(hidden)]
+pub mod invariants;
 pub mod plan;
 pub mod providers;
 pub mod render;

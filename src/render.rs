@@ -83,10 +83,9 @@ fn string_arg(value: &Value, filter: &str) -> tera::Result<String> {
 }
 
 fn userlist_quote_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
-    Ok(Value::String(crate::userlist::quote(&string_arg(
-        value,
-        "userlist_quote",
-    )?)))
+    crate::userlist::quote_checked(&string_arg(value, "userlist_quote")?)
+        .map(Value::String)
+        .map_err(tera::Error::msg)
 }
 
 fn connstr_value_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {

@@ -72,11 +72,55 @@ impl PgUrl {
 
     fn host_part(&self) -> String {
         // IPv6 literals go in brackets; everything else is a name or IPv4.
+        // libpq percent-decodes the host either way, so a zone id's `%`
+        // or a stray `]` is escaped inside the brackets too.
         if self.host.contains(':') {
-            format!("[{}]", self.host)
+            format!("[{}]", encode_host(&self.host, HOST_IN_BRACKETS))
         } else {
-            encode_host(&self.host)
+            encode_host(&self.host, HOST)
         }
+    }
+
+    /// Why libpq could not read this URL back as built, if it could not:
+    /// it has no way to write an empty host or database (both fall back to
+    /// defaults), a comma in a host (a host list, split after decoding),
+    /// port 0, an empty parameter name, or a NUL byte (`%00` is refused).
+    /// Config validation keeps such values out; this says so for callers
+    /// that build URLs from other sources.
+    pub fn problem(&self) -> Option<String> {
+        let mut fields = vec![self.host.as_str(), self.database.as_str()];
+        fields.extend(self.user.as_deref());
+        if let Some(Ok(pw)) = self.password.as_ref().map(Secret::expose) {
+            fields.push(pw);
+        }
+        for (k, v) in self.params.iter().chain(&self.libpq_only) {
+            fields.extend([k.as_str(), v.as_str()]);
+        }
+        let problem = if self.host.is_empty() {
+            "the host is empty"
+        } else if self.host.contains(',') {
+            "the host contains `,`, which libpq reads as a list of hosts"
+        } else if self.port == 0 {
+            "the port is 0"
+        } else if self.database.is_empty() {
+            "the database name is empty"
+        } else if self.user.as_deref() == Some("") {
+            "the user name is empty"
+        } else if self.password.as_ref().and_then(|p| p.expose().ok()) == Some("") {
+            "the password is empty"
+        } else if self
+            .params
+            .iter()
+            .chain(&self.libpq_only)
+            .any(|(k, _)| k.is_empty())
+        {
+            "a parameter name is empty"
+        } else if fields.iter().any(|f| f.contains('\0')) {
+            "a part contains a NUL byte, which no PostgreSQL client accepts"
+        } else {
+            return None;
+        };
+        Some(problem.to_string())
     }
 
     fn format(&self, password: Option<&str>) -> String {
@@ -153,18 +197,32 @@ pub fn mask_in_text(text: &str) -> String {
     out
 }
 
-/// Host names are mostly safe; escape the few characters that would end
-/// the host part early.
-fn encode_host(host: &str) -> String {
-    const HOST: &AsciiSet = &percent_encoding::CONTROLS
-        .add(b'@')
-        .add(b'/')
-        .add(b'?')
-        .add(b'#')
-        .add(b'%')
-        .add(b' ')
-        .add(b':');
-    utf8_percent_encode(host, HOST).to_string()
+/// Characters that would end a host name early (or start a bracketed
+/// IPv6 address, or be read as a percent escape): escaped.
+const HOST: &AsciiSet = &percent_encoding::CONTROLS
+    .add(b'@')
+    .add(b'/')
+    .add(b'?')
+    .add(b'#')
+    .add(b'%')
+    .add(b' ')
+    .add(b'[')
+    .add(b']')
+    .add(b':');
+
+/// Inside `[...]` only `]` ends the address; `:` stays as it is.
+const HOST_IN_BRACKETS: &AsciiSet = &percent_encoding::CONTROLS
+    .add(b'@')
+    .add(b'/')
+    .add(b'?')
+    .add(b'#')
+    .add(b'%')
+    .add(b' ')
+    .add(b'[')
+    .add(b']');
+
+fn encode_host(host: &str, set: &'static AsciiSet) -> String {
+    utf8_percent_encode(host, set).to_string()
 }
 
 impl fmt::Display for PgUrl {
@@ -248,6 +306,37 @@ mod tests {
         assert_eq!(
             PgUrl::new("::1", 6432, "d").masked(),
             "postgresql://[::1]:6432/d"
+        );
+    }
+
+    #[test]
+    fn escapes_brackets_and_zone_ids_in_hosts() {
+        // Found with the url invariant: `[x` was read as an unterminated IPv6 address,
+        // and a zone id's `%` as a (bad) percent escape.
+        assert_eq!(PgUrl::new("[x", 1, "d").masked(), "postgresql://%5Bx:1/d");
+        assert_eq!(
+            PgUrl::new("fe80::1%eth0", 1, "d").masked(),
+            "postgresql://[fe80::1%25eth0]:1/d"
+        );
+        assert_eq!(
+            PgUrl::new("a]:b", 1, "d").masked(),
+            "postgresql://[a%5D:b]:1/d"
+        );
+    }
+
+    #[test]
+    fn names_what_libpq_cannot_read_back() {
+        assert_eq!(PgUrl::new("h", 1, "d").problem(), None);
+        assert!(PgUrl::new("a,b", 1, "d").problem().unwrap().contains(','));
+        assert!(PgUrl::new("", 1, "d").problem().is_some());
+        assert!(PgUrl::new("h", 0, "d").problem().is_some());
+        assert!(PgUrl::new("h", 1, "").problem().is_some());
+        assert!(
+            PgUrl::new("h", 1, "d")
+                .with_user("u", Some(Secret::known("a\0b")))
+                .problem()
+                .unwrap()
+                .contains("NUL")
         );
     }
 

@@ -11,6 +11,32 @@ pub fn quote(field: &str) -> String {
     format!("\"{}\"", field.replace('"', "\"\""))
 }
 
+/// PgBouncer 1.18-1.25 (`MAX_PASSWORD`) calls the whole file broken when a
+/// quoted field body is this many bytes or more; user names are far
+/// shorter (63 bytes, by config validation).
+pub const MAX_FIELD_BYTES: usize = 2048;
+
+/// [`quote`], refusing what PgBouncer would not read back as written: a
+/// line break or NUL (the file is read line by line, as a C string) or a
+/// field too long. The message never shows the field (it may be a password).
+pub fn quote_checked(field: &str) -> Result<String, String> {
+    if field.contains(['\n', '\r']) {
+        return Err("a userlist.txt field cannot hold a line break".into());
+    }
+    if field.contains('\0') {
+        return Err("a userlist.txt field cannot hold a NUL byte".into());
+    }
+    let quoted = quote(field);
+    let body = quoted.len() - 2;
+    if body >= MAX_FIELD_BYTES {
+        return Err(format!(
+            "a userlist.txt field of {body} bytes (quotes doubled) is too long: PgBouncer reads at most {} and rejects the whole file otherwise",
+            MAX_FIELD_BYTES - 1
+        ));
+    }
+    Ok(quoted)
+}
+
 /// One line: a user and its secret (a verifier, an md5 hash, or with
 /// `userlist: plain` the password itself, so `Debug` never shows it).
 #[derive(Clone, PartialEq, Eq)]
@@ -107,6 +133,22 @@ mod tests {
             .map(|(u, s)| ((*u).into(), (*s).into()))
             .collect();
         assert_eq!(back, want);
+    }
+
+    #[test]
+    fn quote_checked_refuses_what_pgbouncer_would_misread() {
+        assert_eq!(quote_checked("a\"b").unwrap(), "\"a\"\"b\"");
+        assert!(quote_checked("a\nb").unwrap_err().contains("line break"));
+        assert!(quote_checked("a\rb").is_err());
+        assert!(quote_checked("a\0b").unwrap_err().contains("NUL"));
+        assert!(quote_checked(&"x".repeat(MAX_FIELD_BYTES - 1)).is_ok());
+        // Doubled quotes count: 1024 `"` are 2048 bytes once quoted.
+        let err = quote_checked(&"\"".repeat(MAX_FIELD_BYTES / 2)).unwrap_err();
+        assert!(err.contains("2048 bytes"), "{err}");
+        assert!(
+            !err.contains('"'.to_string().repeat(4).as_str()),
+            "no field in {err}"
+        );
     }
 
     #[test]

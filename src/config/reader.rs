@@ -238,6 +238,27 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A host apps put in a URL: a string that libpq reads back as one host
+    /// (an empty host means "the local socket", and a `,` makes a list of
+    /// hosts even when percent-encoded).
+    pub fn url_host(&mut self, node: &Node, field: &str) -> Option<String> {
+        let host = self.string(node, field)?;
+        if host.is_empty() {
+            self.error(node.span, field, "the host is empty");
+            return None;
+        }
+        if host.contains(',') {
+            self.error(
+                node.span,
+                field,
+                format!("`{host}` contains `,`, which a PostgreSQL URL reads as a list of hosts"),
+            )
+            .hint = Some("give the one host name apps connect to".into());
+            return None;
+        }
+        Some(host)
+    }
+
     /// A secret: like [`Reader::string`], but an unset variable is deferred.
     pub fn secret(&mut self, node: &Node, field: &str) -> Option<Secret> {
         let span = node.span;
@@ -485,6 +506,7 @@ impl<'n> MapView<'n> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn messages_show_the_variable_not_its_value() {
@@ -532,5 +554,25 @@ mod tests {
         let shown = format!("{secret:?} {secret:#?} {:?}", Some(&secret));
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("Secret(****)"), "{shown}");
+    }
+
+    fn problems(public_host: &str) -> Vec<String> {
+        let yaml = format!(
+            "version: 1\ntargets:\n  p:\n    provider: pgbouncer\n    upstream: {{ host: db }}\n    public_host: \"{public_host}\"\n    databases: {{ app: {{}} }}\n    users: {{ app: {{ password: pw }} }}\n"
+        );
+        match crate::config::parse(std::path::Path::new("p.yaml"), yaml, &|_| None) {
+            Ok(_) => Vec::new(),
+            Err(Error::Config(d)) => d.items.into_iter().map(|i| i.message).collect(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_url_host_is_one_non_empty_host() {
+        // Found with the url invariant: `a,b` made a URL libpq reads as two
+        // hosts, and an empty host one that connects to the local socket.
+        assert_eq!(problems("pgb.internal"), Vec::<String>::new());
+        assert_eq!(problems(""), vec!["the host is empty"]);
+        assert!(problems("a,b")[0].contains("list of hosts"));
     }
 }

@@ -12,6 +12,10 @@ mod e2e;
 mod examples;
 /// Hand edits kept unless --force, kill -9 never leaves a half-written file, 0600 under any umask.
 mod file_safety;
+/// Property tests of the fuzz targets' invariants (poolwright::invariants).
+mod fuzz_properties;
+/// fuzz/regressions/<target>/<case>: found and hand-picked fuzz inputs, replayed.
+mod fuzz_regressions;
 /// tests/golden/<case>/: a config and the exact files it renders.
 mod golden;
 /// tests/invalid/<case>/: a bad config and the exact message it gets.

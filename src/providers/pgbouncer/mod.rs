@@ -325,7 +325,7 @@ pub fn decode(
     let upstream = decode_upstream(reader, &mut map);
     let public_host = map
         .get("public_host")
-        .and_then(|n| reader.string(n, &map.field("public_host")));
+        .and_then(|n| reader.url_host(n, &map.field("public_host")));
 
     let pg_field = map.field("pgbouncer");
     let mut user_settings = Vec::new();

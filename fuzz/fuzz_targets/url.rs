@@ -1,0 +1,3 @@
+#![no_main]
+// Invariants: poolwright::invariants::check_url (see fuzz/README.md).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| poolwright::invariants::check_url(data));
