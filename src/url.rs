@@ -197,20 +197,8 @@ pub fn mask_in_text(text: &str) -> String {
     out
 }
 
-/// Characters that would end a host name early (or start a bracketed
-/// IPv6 address, or be read as a percent escape): escaped.
-const HOST: &AsciiSet = &percent_encoding::CONTROLS
-    .add(b'@')
-    .add(b'/')
-    .add(b'?')
-    .add(b'#')
-    .add(b'%')
-    .add(b' ')
-    .add(b'[')
-    .add(b']')
-    .add(b':');
-
-/// Inside `[...]` only `]` ends the address; `:` stays as it is.
+/// Inside `[...]` only `]` ends the address (and `[`, `%`, and what ends
+/// the authority must not appear raw); `:` stays as it is.
 const HOST_IN_BRACKETS: &AsciiSet = &percent_encoding::CONTROLS
     .add(b'@')
     .add(b'/')
@@ -220,6 +208,9 @@ const HOST_IN_BRACKETS: &AsciiSet = &percent_encoding::CONTROLS
     .add(b' ')
     .add(b'[')
     .add(b']');
+
+/// A host name outside brackets: also `:`, which would start the port.
+const HOST: &AsciiSet = &HOST_IN_BRACKETS.add(b':');
 
 fn encode_host(host: &str, set: &'static AsciiSet) -> String {
     utf8_percent_encode(host, set).to_string()
