@@ -89,6 +89,9 @@ pub struct Database {
 pub struct User {
     pub name: String,
     pub password: Secret,
+    /// Where the password is given (span, field), for problems found once
+    /// the userlist format is known.
+    pub password_at: (Span, String),
     /// `[users]` keys, in manifest order.
     pub settings: Vec<Setting>,
 }
@@ -380,6 +383,24 @@ pub fn decode(
             _ => UserlistFormat::Scram,
         },
     };
+    if userlist == UserlistFormat::Plain {
+        // The password itself goes into userlist.txt: it must be a field
+        // PgBouncer reads back (a verifier or md5 hash always is).
+        for user in &users {
+            if let Ok(password) = user.password.expose()
+                && let Err(problem) = crate::userlist::quote_checked(password)
+            {
+                let (span, field) = &user.password_at;
+                reader
+                    .error(
+                        *span,
+                        field,
+                        format!("with `userlist: plain` the password goes into userlist.txt, and {problem}"),
+                    )
+                    .hint = Some("use a shorter password, or `userlist: scram` (the default), which stores a verifier of fixed length".into());
+            }
+        }
+    }
 
     let auth_file_setting = user_settings
         .iter()
@@ -708,9 +729,10 @@ fn decode_users(
         let Some(mut entry) = reader.map(value, &entry_field) else {
             continue;
         };
-        let password = entry
-            .require("password", reader)
-            .and_then(|n| reader.secret(n, &format!("{entry_field}.password")));
+        let password_node = entry.require("password", reader);
+        let password_field = format!("{entry_field}.password");
+        let password_span = password_node.map_or(value.span, |n| n.span);
+        let password = password_node.and_then(|n| reader.secret(n, &password_field));
         let settings = decode_section(
             reader,
             &facts.user_keys,
@@ -724,6 +746,7 @@ fn decode_users(
             out.push(User {
                 name: key.name.clone(),
                 password,
+                password_at: (password_span, password_field),
                 settings,
             });
         }
