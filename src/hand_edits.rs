@@ -104,7 +104,7 @@ fn write_record(dir: &Path, record: &Record) -> std::io::Result<()> {
 }
 
 /// The existing files among `planned` that may not be replaced.
-pub fn conflicts(planned: &[Planned<'_>]) -> Vec<Conflict> {
+fn conflicts(planned: &[Planned<'_>]) -> Vec<Conflict> {
     let mut records: BTreeMap<PathBuf, Record> = BTreeMap::new();
     let mut found = Vec::new();
     for file in planned {
@@ -118,13 +118,19 @@ pub fn conflicts(planned: &[Planned<'_>]) -> Vec<Conflict> {
         let record = records
             .entry(dir.clone())
             .or_insert_with(|| read_record(&dir));
-        match record.files.get(&name_of(&file.path)) {
-            Some(hashes) if hashes.contains(&sha256_hex(&current)) => {}
-            Some(_) => found.push(Conflict::Edited(file.path.clone())),
-            None => found.push(Conflict::NotOurs(file.path.clone())),
-        }
+        found.extend(judge(&file.path, &current, record));
     }
     found
+}
+
+/// Whether `current`, the bytes at `path`, are what `record` says
+/// poolwright left there.
+fn judge(path: &Path, current: &[u8], record: &Record) -> Option<Conflict> {
+    match record.files.get(&name_of(path)) {
+        Some(hashes) if hashes.contains(&sha256_hex(current)) => None,
+        Some(_) => Some(Conflict::Edited(path.to_path_buf())),
+        None => Some(Conflict::NotOurs(path.to_path_buf())),
+    }
 }
 
 /// Whether the file at `path` changed since poolwright last wrote it, as
@@ -132,12 +138,7 @@ pub fn conflicts(planned: &[Planned<'_>]) -> Vec<Conflict> {
 /// passwords): it exists and is not what the record holds.
 pub fn changed_since_written(path: &Path) -> Option<Conflict> {
     let current = fs::read(path).ok()?;
-    let dir = dir_of(path);
-    match read_record(&dir).files.get(&name_of(path)) {
-        Some(hashes) if hashes.contains(&sha256_hex(&current)) => None,
-        Some(_) => Some(Conflict::Edited(path.to_path_buf())),
-        None => Some(Conflict::NotOurs(path.to_path_buf())),
-    }
+    judge(path, &current, &read_record(&dir_of(path)))
 }
 
 impl Conflict {
@@ -152,7 +153,7 @@ impl Conflict {
 
 /// The error for `conflicts`, naming each file as the user knows it
 /// (`shown` maps a path to its display form).
-pub fn conflict_error(conflicts: &[Conflict], shown: impl Fn(&Path) -> String) -> Error {
+fn conflict_error(conflicts: &[Conflict], shown: impl Fn(&Path) -> String) -> Error {
     let mut text = format!(
         "{} changed by hand, so nothing was written:",
         match conflicts.len() {
@@ -169,9 +170,27 @@ pub fn conflict_error(conflicts: &[Conflict], shown: impl Fn(&Path) -> String) -
     )
 }
 
+/// The check before writing `planned`: a conflict stops the run (the error
+/// names each file as `shown` gives it) unless `force`, which keeps each
+/// such file as `NAME.bak` first. Returns the backups made.
+pub fn guard(
+    planned: &[Planned<'_>],
+    force: bool,
+    shown: impl Fn(&Path) -> String,
+) -> Result<Vec<PathBuf>, Error> {
+    let found = conflicts(planned);
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !force {
+        return Err(conflict_error(&found, shown));
+    }
+    back_up(&found)
+}
+
 /// With `--force`: copies each conflicting file to `NAME.bak` (same mode),
 /// returning the backups' paths.
-pub fn back_up(conflicts: &[Conflict]) -> Result<Vec<PathBuf>, Error> {
+fn back_up(conflicts: &[Conflict]) -> Result<Vec<PathBuf>, Error> {
     let mut backups = Vec::new();
     for c in conflicts {
         let path = c.path();

@@ -89,14 +89,8 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &RenderArgs) -> Result<(), Error>
         })
         .collect();
     let shown = |path: &Path| shown_path(&outputs, path);
-    let conflicts = hand_edits::conflicts(&planned);
-    if !conflicts.is_empty() {
-        if !args.force {
-            return Err(hand_edits::conflict_error(&conflicts, shown));
-        }
-        for backup in hand_edits::back_up(&conflicts)? {
-            eprintln!("kept the changed file as {}", shown(&backup));
-        }
+    for backup in hand_edits::guard(&planned, args.force, shown)? {
+        eprintln!("kept the changed file as {}", shown(&backup));
     }
     hand_edits::record_intent(&planned)?;
     for output in &outputs {

@@ -43,6 +43,11 @@ targets:
     text
 }
 
+/// Writes `dir`/poolwright.yaml: `config` with its files under `dir`.
+fn write_config(dir: &Path, databases: usize, pool: u32) {
+    fs::write(dir.join("poolwright.yaml"), config(dir, databases, pool)).expect("write config");
+}
+
 /// Every regular file under `dir` (recursively, by relative path) and its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
@@ -71,22 +76,14 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn render_refuses_to_overwrite_a_hand_edit_without_force() {
     let work = tempfile::tempdir().expect("tempdir");
-    fs::write(
-        work.path().join("poolwright.yaml"),
-        config(work.path(), 2, 10),
-    )
-    .unwrap();
+    write_config(work.path(), 2, 10);
     let first = poolwright(work.path(), &["render", "--out", "out"], &[PASSWORD]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     let ini = work.path().join("out/pgbouncer.ini");
     let rendered = fs::read_to_string(&ini).unwrap();
 
     // Unedited files are replaced freely when the config changes.
-    fs::write(
-        work.path().join("poolwright.yaml"),
-        config(work.path(), 2, 11),
-    )
-    .unwrap();
+    write_config(work.path(), 2, 11);
     let changed = poolwright(work.path(), &["render", "--out", "out"], &[PASSWORD]);
     assert_eq!(changed.code, 0, "{}", changed.stderr);
     assert!(changed.stderr.contains("updated out/pgbouncer.ini"));
@@ -97,11 +94,7 @@ fn render_refuses_to_overwrite_a_hand_edit_without_force() {
         .unwrap()
         .replace("default_pool_size = 11", "default_pool_size = 99");
     fs::write(&ini, &edited).unwrap();
-    fs::write(
-        work.path().join("poolwright.yaml"),
-        config(work.path(), 3, 12),
-    )
-    .unwrap();
+    write_config(work.path(), 3, 12);
     let before = snapshot(&work.path().join("out"));
     let refused = poolwright(work.path(), &["render", "--out", "out"], &[PASSWORD]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
@@ -144,11 +137,7 @@ fn render_refuses_to_overwrite_a_hand_edit_without_force() {
 #[test]
 fn render_refuses_a_file_it_never_wrote_and_names_every_one() {
     let work = tempfile::tempdir().expect("tempdir");
-    fs::write(
-        work.path().join("poolwright.yaml"),
-        config(work.path(), 1, 10),
-    )
-    .unwrap();
+    write_config(work.path(), 1, 10);
     let out = work.path().join("out");
     fs::create_dir(&out).unwrap();
     fs::write(out.join("pgbouncer.ini"), "[databases]\nmine = host=x\n").unwrap();
@@ -172,11 +161,7 @@ fn render_refuses_a_file_it_never_wrote_and_names_every_one() {
 #[test]
 fn plan_shows_and_apply_refuses_a_hand_edited_host_file() {
     let work = tempfile::tempdir().expect("tempdir");
-    fs::write(
-        work.path().join("poolwright.yaml"),
-        config(work.path(), 1, 10),
-    )
-    .unwrap();
+    write_config(work.path(), 1, 10);
     let applied = poolwright(work.path(), &["apply"], &[PASSWORD]);
     assert_eq!(applied.code, 0, "{}", applied.stderr);
     let ini = work.path().join("etc/pgbouncer.ini");
@@ -219,11 +204,7 @@ fn plan_shows_and_apply_refuses_a_hand_edited_host_file() {
 #[test]
 fn files_with_secrets_are_0600_even_under_umask_000() {
     let work = tempfile::tempdir().expect("tempdir");
-    fs::write(
-        work.path().join("poolwright.yaml"),
-        config(work.path(), 1, 10),
-    )
-    .unwrap();
+    write_config(work.path(), 1, 10);
     for command in ["render --out out", "env prod --file .env"] {
         let status = Command::new("sh")
             .arg("-c")

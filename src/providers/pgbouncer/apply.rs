@@ -286,18 +286,10 @@ pub async fn apply(
             bytes: &f.bytes,
         })
         .collect();
-    let conflicts = hand_edits::conflicts(&planned);
-    if !conflicts.is_empty() {
-        if !force {
-            return Err(hand_edits::conflict_error(&conflicts, |p| {
-                p.display().to_string()
-            }));
-        }
-        for backup in hand_edits::back_up(&conflicts)? {
-            report
-                .lines
-                .push(format!("kept the changed file as {}", backup.display()));
-        }
+    for backup in hand_edits::guard(&planned, force, |p| p.display().to_string())? {
+        report
+            .lines
+            .push(format!("kept the changed file as {}", backup.display()));
     }
     // Server first: if the login fails, PgBouncer keeps its old, working files.
     let userlist = files
