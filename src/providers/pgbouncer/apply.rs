@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::changes::{self, Effect};
 use super::render::{RenderedFile, render};
-use super::{Target, UserlistFormat, processes};
+use super::{Target, UserlistFormat, processes, reload_signal};
 use crate::error::Error;
 use crate::files::{Written, write_if_changed};
 use crate::hand_edits::{self, Planned};
@@ -194,36 +194,17 @@ fn pg_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Tells a running PgBouncer to reload, via the pid in its pidfile.
+/// Tells a running PgBouncer to reload, via the pid in its pidfile; only a
+/// PgBouncer that runs this target's ini is signalled (`reload_signal`).
 fn reload(target: &Target, report: &mut Report) {
-    let pidfiles = processes::pidfiles(target);
+    let pidfiles = processes::pidfiles_with_ini(target);
     if pidfiles.is_empty() {
         report
             .lines
             .push("no pidfile set: reload PgBouncer yourself (systemctl reload pgbouncer)".into());
     }
-    for pidfile in pidfiles {
-        report.lines.push(signal_reload(&pidfile));
-    }
-}
-
-/// SIGHUP to the PgBouncer whose pid is in `pidfile`, as a report line.
-fn signal_reload(pidfile: &str) -> String {
-    let Ok(text) = std::fs::read_to_string(pidfile) else {
-        return format!("PgBouncer is not running (no {pidfile})");
-    };
-    let Ok(pid) = text.trim().parse::<i32>() else {
-        return format!("{pidfile} does not hold a pid; reload PgBouncer yourself");
-    };
-    let pid = nix::unistd::Pid::from_raw(pid);
-    match nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP) {
-        Ok(()) => format!("reloaded PgBouncer (SIGHUP to pid {pid})"),
-        Err(nix::errno::Errno::ESRCH) => {
-            format!("PgBouncer is not running (pid {pid} from {pidfile} is gone)")
-        }
-        Err(e) => {
-            format!("could not signal PgBouncer (pid {pid}): {e}; run `systemctl reload pgbouncer`")
-        }
+    for (pidfile, ini) in pidfiles {
+        report.lines.push(reload_signal::reload(&pidfile, &ini));
     }
 }
 

@@ -11,6 +11,7 @@ pub mod host_path;
 pub mod kubernetes;
 pub mod names;
 pub mod processes;
+pub mod reload_signal;
 pub mod render;
 pub mod setting;
 pub mod sizing;

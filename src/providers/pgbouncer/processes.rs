@@ -144,6 +144,22 @@ pub fn pidfiles(target: &Target) -> Vec<String> {
         .collect()
 }
 
+/// Each pidfile with the ini its process is started with (config_dir's
+/// `pgbouncer.ini`, or `pgbouncer-K.ini` for process K).
+pub fn pidfiles_with_ini(target: &Target) -> Vec<(String, String)> {
+    let dir = &target.config_dir;
+    if target.processes < 2 {
+        return text(target, "pidfile")
+            .map(|p| (p, format!("{dir}/pgbouncer.ini")))
+            .into_iter()
+            .collect();
+    }
+    processes(target)
+        .into_iter()
+        .filter_map(|p| p.pidfile.map(|pid| (pid, format!("{dir}/{}", p.ini_name))))
+        .collect()
+}
+
 /// What the user must know about cancel routing on this version.
 pub fn cancel_note(target: &Target) -> Option<String> {
     (target.processes > 1 && target.version < PEERS_SINCE).then(|| {
