@@ -118,6 +118,38 @@ pub fn write_if_changed(
     }
 }
 
+/// The bytes of `path`, which must be a regular file of at most `cap` bytes.
+/// Opened with O_NONBLOCK, so a FIFO put in its place cannot hang the run,
+/// and the type is checked on the opened file, so a link to a device is
+/// refused rather than read without end.
+pub fn read_regular_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "is not a regular file"));
+    }
+    let too_long = |n: u64| {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!("is {n} bytes long, more than {cap}"),
+        )
+    };
+    if meta.len() > cap {
+        return Err(too_long(meta.len()));
+    }
+    let mut bytes = Vec::new();
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(too_long(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

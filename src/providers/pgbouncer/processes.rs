@@ -135,12 +135,9 @@ pub fn peers(target: &Target) -> Vec<(u32, String)> {
 
 /// The pidfile of every process (one for a single-process target).
 pub fn pidfiles(target: &Target) -> Vec<String> {
-    if target.processes < 2 {
-        return text(target, "pidfile").into_iter().collect();
-    }
-    processes(target)
+    pidfiles_with_ini(target)
         .into_iter()
-        .filter_map(|p| p.pidfile)
+        .map(|(pidfile, _)| pidfile)
         .collect()
 }
 

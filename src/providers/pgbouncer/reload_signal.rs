@@ -15,7 +15,6 @@
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A pidfile holds a decimal pid and a newline; more than this is not one.
@@ -45,58 +44,49 @@ pub fn parse(text: &str) -> PidfileContent {
 }
 
 /// Reads a pidfile without blocking on a FIFO and without reading a device
-/// or a huge file: it must be a regular file of at most [`PIDFILE_CAP`] bytes.
-/// `Ok(None)`: there is no pidfile (PgBouncer is not running).
+/// or a huge file. `Ok(None)`: there is no pidfile (PgBouncer is not running).
 fn read_pidfile(path: &Path) -> Result<Option<String>, String> {
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot be read: {e}")),
-    };
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    if !meta.is_file() {
-        return Err("is not a regular file".into());
+    match crate::files::read_regular_capped(path, PIDFILE_CAP) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| "does not hold a pid".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(format!("{e}, too long for a pid"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Err(e.to_string()),
+        Err(e) => Err(format!("cannot be read: {e}")),
     }
-    if meta.len() > PIDFILE_CAP {
-        return Err(format!("is {} bytes long, too long for a pid", meta.len()));
-    }
-    let mut bytes = Vec::new();
-    file.take(PIDFILE_CAP + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| "does not hold a pid".into())
+}
+
+/// Why a pid was not signalled.
+enum Found {
+    Gone,
+    Other(String),
 }
 
 /// What runs as `pid`, checked against the ini this target's PgBouncer must
 /// have been started with. `Err` says what was found instead.
-fn check_process(pid: i32, ini: &Path) -> Result<(), String> {
+fn check_process(pid: i32, ini: &Path) -> Result<(), Found> {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let comm = match std::fs::read_to_string(proc_dir.join("comm")) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err("is gone".into());
+            return Err(Found::Gone);
         }
-        Err(e) => return Err(format!("cannot be inspected ({e})")),
+        Err(e) => return Err(Found::Other(format!("cannot be inspected ({e})"))),
     };
     let comm = comm.trim_end_matches('\n');
     if comm != "pgbouncer" {
-        return Err(format!(
+        return Err(Found::Other(format!(
             "is not PgBouncer but `{}`",
             crate::diagnostic::printable(comm)
-        ));
+        )));
     }
     let mut cmdline = Vec::new();
     std::fs::File::open(proc_dir.join("cmdline"))
         .and_then(|f| f.take(CMDLINE_CAP).read_to_end(&mut cmdline))
-        .map_err(|e| format!("cannot be inspected ({e})"))?;
+        .map_err(|e| Found::Other(format!("cannot be inspected ({e})")))?;
     let cwd = std::fs::read_link(proc_dir.join("cwd")).ok();
     let wanted = std::fs::canonicalize(ini).unwrap_or_else(|_| ini.to_path_buf());
     let runs_ours = cmdline
@@ -114,10 +104,10 @@ fn check_process(pid: i32, ini: &Path) -> Result<(), String> {
     if runs_ours {
         Ok(())
     } else {
-        Err(format!(
+        Err(Found::Other(format!(
             "is a PgBouncer that does not run {}",
             crate::diagnostic::printable(&ini.display().to_string())
-        ))
+        )))
     }
 }
 
@@ -186,11 +176,14 @@ pub fn reload(pidfile: &str, ini: &str) -> String {
         }
         Err(e) => return format!("not signalled: pid {pid} from {shown}: {e}; {yourself}"),
     };
-    if let Err(what) = check_process(pid, Path::new(ini)) {
-        if what == "is gone" {
+    match check_process(pid, Path::new(ini)) {
+        Ok(()) => {}
+        Err(Found::Gone) => {
             return format!("PgBouncer is not running (pid {pid} from {shown} is gone)");
         }
-        return format!("not signalled: pid {pid} from {shown} {what}; {yourself}");
+        Err(Found::Other(what)) => {
+            return format!("not signalled: pid {pid} from {shown} {what}; {yourself}");
+        }
     }
     match send_hup(pid, pidfd.as_ref()) {
         Ok(()) => format!("reloaded PgBouncer (SIGHUP to pid {pid})"),
