@@ -106,17 +106,22 @@ pub fn plan(target: &Target, templates: &Templates, source: &str) -> Result<Targ
                     });
                 }
             }
-            if t.userlist != UserlistFormat::Plain {
-                let what = if t.userlist == UserlistFormat::Md5 {
-                    "md5 hash"
-                } else {
-                    "SCRAM verifier"
-                };
-                for user in &t.users {
-                    plan.actions.push(format!(
-                        "store the {what} of role `{}` on {}:{} (ALTER ROLE, logged in as that role)",
-                        user.name, t.upstream.host, t.upstream.port
-                    ));
+            for user in &t.users {
+                let (role, at) = (
+                    &user.name,
+                    format!("{}:{}", t.upstream.host, t.upstream.port),
+                );
+                match t.userlist {
+                    UserlistFormat::Plain => {}
+                    UserlistFormat::Scram => plan.actions.push(format!(
+                        "make userlist.txt and {at} hold one SCRAM verifier for role `{role}`: the server's own when it fits \
+                         the password (the server is not changed), else a new one stored with ALTER ROLE (logged in as `{role}`), \
+                         after which a PgBouncer elsewhere holding another verifier for `{role}` needs an apply too"
+                    )),
+                    UserlistFormat::Md5 => plan.actions.push(format!(
+                        "store the md5 hash of role `{role}` on {at} (ALTER ROLE, logged in as `{role}`); \
+                         refused if the server asks SCRAM-SHA-256 of `{role}`, where an md5 hash would lock the role out"
+                    )),
                 }
             }
             let rendered = rendered_texts(&render_configs(t, templates, source)?);

@@ -16,6 +16,11 @@ use sha2::{Digest, Sha256};
 pub const DEFAULT_ITERATIONS: u32 = 4096;
 /// PostgreSQL's salt length in bytes.
 pub const SALT_LEN: usize = 16;
+/// The most iterations poolwright computes for a verifier it reads back
+/// (from a file on the host or a server's challenge): about a second of CPU.
+/// A verifier claiming 2,000,000,000 would otherwise take hours to check.
+/// OWASP's 2023 advice for PBKDF2-SHA256 (600,000) is still below it.
+pub const MAX_ITERATIONS: u32 = 1_000_000;
 
 /// A fresh random salt.
 pub fn random_salt() -> [u8; SALT_LEN] {
@@ -74,10 +79,12 @@ pub fn is_verifier(text: &str) -> bool {
     parse(text).is_some()
 }
 
-/// True when `verifier` was computed from `password`.
+/// True when `verifier` was computed from `password`. A verifier with more
+/// than [`MAX_ITERATIONS`] is not checked (and so never matches).
 pub fn matches(verifier_text: &str, password: &str) -> bool {
-    parse(verifier_text)
-        .is_some_and(|(salt, iterations)| verifier(password, &salt, iterations) == verifier_text)
+    parse(verifier_text).is_some_and(|(salt, iterations)| {
+        iterations <= MAX_ITERATIONS && verifier(password, &salt, iterations) == verifier_text
+    })
 }
 
 /// PostgreSQL's md5 hash: `md5` + hex(md5(password + user)).
@@ -110,6 +117,15 @@ mod tests {
         let fresh = verifier("p@ss:w/rd#%?&\"x", &random_salt(), DEFAULT_ITERATIONS);
         assert!(matches(&fresh, "p@ss:w/rd#%?&\"x"));
         assert!(is_verifier(&fresh));
+    }
+
+    #[test]
+    fn a_huge_iteration_count_is_not_computed() {
+        // 2,000,000,000 iterations would take hours; refusing is instant.
+        let hostile = RFC_VERIFIER.replace("$4096:", "$2000000000:");
+        let started = std::time::Instant::now();
+        assert!(!matches(&hostile, "pencil"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

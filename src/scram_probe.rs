@@ -25,14 +25,39 @@ pub struct ServerScram {
     pub iterations: u32,
 }
 
-/// What the server answered to a login attempt.
+/// What the server answered to a login attempt: the authentication it asks
+/// of this role, which is what decides how the role's password may be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
     /// It offered SCRAM-SHA-256 with these parameters.
     Scram(ServerScram),
-    /// It asked for another method (md5, password, trust, ...).
-    OtherMethod,
+    /// It asked for an md5 hash of the password (`md5` in pg_hba.conf and
+    /// an md5 hash stored, or no password stored yet).
+    Md5,
+    /// It asked for the password in clear (`password` in pg_hba.conf).
+    Cleartext,
+    /// It let the role in without a password (`trust`).
+    NoPassword,
+    /// Something else (another SASL mechanism, GSS, ...), named.
+    OtherMethod(String),
 }
+
+impl Probe {
+    /// How the server asks, for messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Probe::Scram(_) => "SCRAM-SHA-256",
+            Probe::Md5 => "md5",
+            Probe::Cleartext => "a clear-text password",
+            Probe::NoPassword => "no password (trust)",
+            Probe::OtherMethod(_) => "another method",
+        }
+    }
+}
+
+/// The most bytes we buffer from the server before its challenge: a real
+/// one is a few hundred bytes; a hostile one could send gigabytes.
+const MAX_REPLY: usize = 64 * 1024;
 
 fn parse_server_first(data: &[u8]) -> Option<ServerScram> {
     let text = std::str::from_utf8(data).ok()?;
@@ -56,7 +81,8 @@ fn error_text(body: &postgres_protocol::message::backend::ErrorResponseBody) -> 
     let mut message = String::from("the server refused the connection");
     while let Ok(Some(field)) = fields.next() {
         if field.type_() == b'M' {
-            message = String::from_utf8_lossy(field.value_bytes()).into_owned();
+            // The server's words reach a terminal: control characters escaped.
+            message = crate::diagnostic::printable(&String::from_utf8_lossy(field.value_bytes()));
         }
     }
     message
@@ -111,6 +137,11 @@ pub fn probe(
                 return Err(format!("{host}:{port} closed the connection"));
             }
             buf.extend_from_slice(&chunk[..n]);
+            if buf.len() > MAX_REPLY {
+                return Err(format!(
+                    "{host}:{port} sent more than {MAX_REPLY} bytes before its authentication request"
+                ));
+            }
         };
         match message {
             Message::AuthenticationSasl(body) => {
@@ -120,7 +151,9 @@ pub fn probe(
                     scram |= m == "SCRAM-SHA-256";
                 }
                 if !scram {
-                    return Ok(Probe::OtherMethod);
+                    return Ok(Probe::OtherMethod(
+                        "a SASL mechanism other than SCRAM-SHA-256".into(),
+                    ));
                 }
                 let nonce = B64.encode(crate::scram::random_salt());
                 let mut out = BytesMut::new();
@@ -137,9 +170,16 @@ pub fn probe(
                     .map(Probe::Scram)
                     .ok_or_else(|| "the server's SCRAM message has no salt".to_string());
             }
+            Message::AuthenticationMd5Password(_) => return Ok(Probe::Md5),
+            Message::AuthenticationCleartextPassword => return Ok(Probe::Cleartext),
+            Message::AuthenticationOk => return Ok(Probe::NoPassword),
             Message::ErrorResponse(body) => return Err(error_text(&body)),
             Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
-            _ => return Ok(Probe::OtherMethod),
+            _ => {
+                return Ok(Probe::OtherMethod(
+                    "an authentication method poolwright does not speak".into(),
+                ));
+            }
         }
     }
 }

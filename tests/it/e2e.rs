@@ -21,7 +21,7 @@ use crate::support::{self, Run, servers::*};
 /// and `"` must be doubled in userlist.txt.
 pub(crate) const APP_PASSWORD: &str = "p@ss:w/rd#%?&\"x";
 /// APP_PASSWORD as libpq wants it in a URL (all but unreserved characters escaped).
-const APP_PASSWORD_ENCODED: &str = "p%40ss%3Aw%2Frd%23%25%3F%26%22x";
+pub(crate) const APP_PASSWORD_ENCODED: &str = "p%40ss%3Aw%2Frd%23%25%3F%26%22x";
 /// The admin console user's password; URL-safe so the test can build its URL.
 pub(crate) const ADMIN_PASSWORD: &str = "admin-Secret_42";
 
@@ -45,7 +45,7 @@ pub(crate) struct Spec {
     version: String,
     bin: PathBuf,
     /// `scram` (the default) or `plain`.
-    userlist: &'static str,
+    pub(crate) userlist: &'static str,
     pub(crate) default_pool_size: u32,
     /// Adds the `pgbadmin` user and makes it an admin_users entry.
     pub(crate) admin: bool,
@@ -78,7 +78,7 @@ impl Spec {
 
     /// Writes poolwright.yaml and returns its path. The budget check wants
     /// users x (pool + reserve 2) <= 40 - 3 superuser slots: 12 or 24 here.
-    fn write(&self) -> PathBuf {
+    pub(crate) fn write(&self) -> PathBuf {
         let d = self.dir.display();
         let (admin_user, admin_setting) = if self.admin {
             (
@@ -191,12 +191,12 @@ pub(crate) fn start_bouncer(spec: &mut Spec, reinstall: fn(&Spec) -> String) -> 
     unreachable!("the loop returns or panics")
 }
 
-fn stdout_of(run: &Run, what: &str) -> String {
+pub(crate) fn stdout_of(run: &Run, what: &str) -> String {
     assert_eq!(run.code, 0, "{what} failed:\n{run:?}");
     run.stdout.trim().to_string()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -205,7 +205,7 @@ fn text(out: &Output) -> String {
 }
 
 /// psql over `url`; returns trimmed stdout, panicking with stderr on failure.
-fn query(url: &str, sql: &str) -> String {
+pub(crate) fn query(url: &str, sql: &str) -> String {
     let out = psql_url(url, sql);
     assert!(
         out.status.success(),
@@ -218,7 +218,7 @@ fn query(url: &str, sql: &str) -> String {
 /// The secret stored for `user` in userlist.txt, read by the file's own
 /// rules (`"user" "secret"`, `"` doubled inside a field), independently of
 /// poolwright's parser.
-fn userlist_secret(userlist: &str, user: &str) -> Option<String> {
+pub(crate) fn userlist_secret(userlist: &str, user: &str) -> Option<String> {
     let prefix = format!("\"{}\" \"", user.replace('"', "\"\""));
     let rest = userlist.lines().find_map(|l| l.strip_prefix(&prefix))?;
     let mut secret = String::new();
@@ -237,7 +237,7 @@ fn userlist_secret(userlist: &str, user: &str) -> Option<String> {
 }
 
 /// What the server stores as `role`'s password.
-fn rolpassword(pg: &PgCluster, role: &str) -> String {
+pub(crate) fn rolpassword(pg: &PgCluster, role: &str) -> String {
     pg.psql(
         "postgres",
         &format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{role}'"),
@@ -303,10 +303,13 @@ fn scram_default_end_to_end_on(build: &BouncerBuild) {
         let line = format!("created {}", f.display());
         assert!(first.contains(&line), "no `{line}` in:\n{first}");
     }
+    // The role already has a SCRAM verifier for this password (CREATE ROLE
+    // made one): userlist.txt takes it, and the server is not touched.
     assert!(
-        first.contains("stored the SCRAM verifier of role `app`"),
+        first.contains("userlist.txt takes the SCRAM verifier the server at"),
         "{first}"
     );
+    assert!(!first.contains("stored the SCRAM verifier"), "{first}");
 
     // userlist.txt: a SCRAM verifier, readable by the service user only.
     let meta = fs::metadata(spec.etc("userlist.txt")).expect("userlist.txt exists");
@@ -397,9 +400,15 @@ fn scram_default_end_to_end_on(build: &BouncerBuild) {
         "{second}"
     );
 
-    // Someone resets the password on the server (same password, new salt):
-    // PgBouncer's verifier no longer matches. The next apply notices from
-    // the salt and stores userlist.txt's verifier again.
+    assert!(!second.contains("reloaded"), "{second}");
+    let after: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
+    assert!(before == after, "the second apply changed file bytes");
+    assert_eq!(rolpassword(&pg, "app"), verifier);
+
+    // Someone resets the password on the server (same password, new salt),
+    // as another host's setup may: PgBouncer's verifier no longer matches.
+    // The next apply takes the server's new verifier into userlist.txt and
+    // leaves the server alone, so whoever reset it keeps working too.
     pg.psql(
         "postgres",
         &format!(
@@ -407,17 +416,20 @@ fn scram_default_end_to_end_on(build: &BouncerBuild) {
             APP_PASSWORD.replace('\'', "''")
         ),
     );
-    assert_ne!(rolpassword(&pg, "app"), verifier, "the reset kept the salt");
+    let reset = rolpassword(&pg, "app");
+    assert_ne!(reset, verifier, "the reset kept the salt");
     let third = apply(&spec);
     assert!(
-        third.contains("stored the SCRAM verifier of role `app`"),
+        third.contains("userlist.txt takes the SCRAM verifier the server at"),
         "{third}"
     );
-    assert_eq!(rolpassword(&pg, "app"), verifier);
-    assert!(!second.contains("reloaded"), "{second}");
-    let after: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
-    assert!(before == after, "the second apply changed file bytes");
-    assert_eq!(rolpassword(&pg, "app"), verifier);
+    assert!(third.contains("reloaded PgBouncer"), "{third}");
+    assert_eq!(rolpassword(&pg, "app"), reset, "apply changed the server");
+    let userlist = fs::read_to_string(spec.etc("userlist.txt")).unwrap();
+    assert_eq!(
+        userlist_secret(&userlist, "app").as_deref(),
+        Some(reset.as_str())
+    );
     assert_eq!(query(&url, "select current_user"), "app");
 }
 
@@ -447,7 +459,8 @@ fn apply_reloads_running_pgbouncer_on(build: &BouncerBuild) {
     spec.admin = true;
     let first = apply(&spec);
     assert!(
-        first.contains("stored the SCRAM verifier of role `pgbadmin`"),
+        first.contains("userlist.txt takes the SCRAM verifier the server at")
+            && first.contains("holds for `pgbadmin`"),
         "{first}"
     );
     // Nothing runs yet: apply says so rather than signalling anything.

@@ -4,6 +4,8 @@ mod support;
 
 /// Command-line behaviour: help, exit codes, masking, formats, discovery.
 mod cli;
+/// One verifier per role across poolers; no secret stored that locks a role out.
+mod credentials;
 /// Real drivers (psql, SQLAlchemy, psycopg, asyncpg, node-postgres) through PgBouncer.
 mod drivers;
 /// Real PostgreSQL and PgBouncer, started by the tests.

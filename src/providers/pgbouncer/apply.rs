@@ -4,25 +4,24 @@
 //!    places on this host, each only when its bytes change, atomically,
 //!    keeping owner, group and mode of files that exist. A file changed by
 //!    hand stops the target before anything happens, unless `--force`.
-//! 2. With stored verifiers (`userlist: scram` or `md5`), install on the
-//!    upstream server the very verifier userlist.txt holds, so PgBouncer can
-//!    pass SCRAM logins through: `ALTER ROLE name PASSWORD 'verifier'`,
-//!    connected as that role with its own password (a role may always
-//!    change its own password; no superuser needed).
+//! 2. With stored verifiers (`userlist: scram` or `md5`), make userlist.txt
+//!    and the upstream server hold the same secret (`credentials`): the
+//!    server's own verifier when it fits the password, else the rendered one
+//!    stored with `ALTER ROLE name PASSWORD 'verifier'`, connected as that
+//!    role with its own password (no superuser needed).
 //! 3. Send SIGHUP to the PgBouncer whose pid is in `pidfile`, if one runs,
 //!    so it re-reads both files.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::changes::{self, Effect};
-use super::render::{RenderedFile, render};
-use super::{Target, UserlistFormat, processes, reload_signal};
+use super::render::{RenderedFile, known_secrets, render_with};
+use super::{Target, credentials, processes, reload_signal};
 use crate::error::Error;
 use crate::files::{Written, write_if_changed};
 use crate::hand_edits::{self, Planned};
 use crate::render::Templates;
-use crate::{scram, scram_probe};
+use crate::scram;
 
 /// What `apply` did, line by line, for the user to read.
 #[derive(Debug, Default)]
@@ -82,118 +81,6 @@ fn write_files(
     Ok(())
 }
 
-/// Quotes an SQL identifier.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Installs each user's stored secret on the upstream server.
-async fn install_verifiers(
-    target: &Target,
-    userlist: &RenderedFile,
-    report: &mut Report,
-) -> Result<(), Error> {
-    let text = String::from_utf8_lossy(&userlist.bytes);
-    let entries = crate::userlist::parse(&text)
-        .map_err(|e| Error::message(format!("rendered userlist.txt: {e}")))?;
-    let database = target
-        .database(&target.url_database)
-        .map_or(target.url_database.clone(), |d| d.dbname.clone());
-    for user in &target.users {
-        let Some(entry) = entries.iter().find(|e| e.user == user.name) else {
-            continue;
-        };
-        let secret = &entry.secret;
-        let stored = match target.userlist {
-            UserlistFormat::Scram => scram::is_verifier(secret),
-            UserlistFormat::Md5 => secret.starts_with("md5") && secret.len() == 35,
-            UserlistFormat::Plain => false,
-        };
-        if !stored {
-            continue;
-        }
-        let where_ = format!("{}:{}", target.upstream.host, target.upstream.port);
-        if target.userlist == UserlistFormat::Scram {
-            // Ask the server which verifier it holds; when it is ours there
-            // is nothing to do (and no need to log in at all).
-            let probe = scram_probe::probe(
-                &target.upstream.host,
-                target.upstream.port,
-                &user.name,
-                &database,
-                Duration::from_secs(10),
-            );
-            if let Ok(scram_probe::Probe::Scram(server)) = &probe
-                && scram_probe::same_verifier(secret, server)
-            {
-                report.lines.push(format!(
-                    "the server at {where_} already stores the SCRAM verifier of `{}`",
-                    user.name
-                ));
-                continue;
-            }
-        }
-        // Log in as the role itself, with TLS when the server offers it (or
-        // demands it: PgBouncer's server_tls_sslmode says what it expects).
-        let mut url =
-            crate::url::PgUrl::new(&target.upstream.host, target.upstream.port, &database)
-                .with_user(&user.name, Some(user.password.clone()));
-        if let Some(mode) = target.text_setting("server_tls_sslmode")
-            && matches!(mode, "require" | "verify-ca" | "verify-full")
-        {
-            url = url.with_param("sslmode", "require");
-        }
-        let endpoint = crate::verify::connect::Endpoint::from_url(&url)?;
-        let session = crate::verify::connect::connect(&endpoint, Duration::from_secs(10))
-            .await
-            .map_err(|e| {
-                Error::message(format!("cannot log in to {where_}/{database} as `{}`: {e}", user.name)).with_hint(
-                    "apply logs in as each user with the password from poolwright.yaml; it must be the role's current password. \
-                     With `userlist: plain` apply leaves the server alone",
-                )
-            })?;
-        // The verifier holds only base64 characters, `$`, `:` and digits: safe in a literal.
-        let sql = format!("ALTER ROLE {} PASSWORD '{secret}'", quote_ident(&user.name));
-        let result = session.client.batch_execute(&sql).await;
-        session.close().await;
-        result.map_err(|e| {
-            Error::message(format!(
-                "cannot store the verifier of `{}` on {where_}: {}",
-                user.name,
-                pg_error(&e)
-            ))
-        })?;
-        report.changed = true;
-        report.lines.push(format!(
-            "stored the {} of role `{}` on {where_}",
-            if target.userlist == UserlistFormat::Md5 {
-                "md5 hash"
-            } else {
-                "SCRAM verifier"
-            },
-            user.name
-        ));
-    }
-    Ok(())
-}
-
-/// The server's own message when there is one (tokio-postgres' Display
-/// says only "db error").
-fn pg_error(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            text
-        }
-    }
-}
-
 /// Tells a running PgBouncer to reload, via the pid in its pidfile; only a
 /// PgBouncer that runs this target's ini is signalled (`reload_signal`).
 fn reload(target: &Target, report: &mut Report) {
@@ -244,7 +131,10 @@ pub async fn apply(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io(Path::new(&target.auth_file), &e)),
     };
-    let files = render(target, templates, source, existing.as_deref(), salt)?;
+    // Learn first, change nothing: what the server holds decides what
+    // userlist.txt holds, and refuses an md5 hash that would lock a role out.
+    let learned = credentials::learn(target, &known_secrets(existing.as_deref())).await?;
+    let files = render_with(target, templates, source, &learned.known, salt)?;
     let owner = service_owner(target)?;
     if owner.is_none() {
         let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
@@ -277,8 +167,8 @@ pub async fn apply(
         .iter()
         .find(|f| f.secret)
         .expect("render makes a userlist");
-    install_verifiers(target, userlist, &mut report).await?;
-    let server_changed = std::mem::take(&mut report.changed);
+    let server_changed =
+        credentials::install(target, &learned, userlist, &mut report.lines).await?;
     let before = changes::host_texts(target);
     hand_edits::record_intent(&planned)?;
     write_files(&files, owner, &mut report)?;

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod budget;
 pub mod changes;
+pub mod credentials;
 pub mod host_path;
 pub mod kubernetes;
 pub mod names;

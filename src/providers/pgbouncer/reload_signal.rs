@@ -217,6 +217,14 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
+        // spawn() may return before the child has exec'd `sleep`.
+        let comm = format!("/proc/{}/comm", child.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() != "sleep")
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pgbouncer.pid");
         std::fs::write(&pidfile, format!("{}\n", child.id())).unwrap();

@@ -200,20 +200,15 @@ pub fn limit_nofile(target: &Target) -> u64 {
     (clients + servers + 100).max(1024)
 }
 
-/// The userlist secrets: an existing verifier is kept while it matches the
-/// password (so re-renders are byte-identical); otherwise a new one is made
-/// with a salt from `salt`.
+/// The userlist secrets: a known verifier (the server's, or the one in
+/// userlist.txt on the host) is kept while it matches the password, so every
+/// pooler for a role converges on one verifier and re-renders are
+/// byte-identical; otherwise a new one is made with a salt from `salt`.
 fn user_secrets(
     target: &Target,
-    existing: Option<&str>,
+    previous: &HashMap<String, String>,
     salt: &mut dyn FnMut() -> [u8; scram::SALT_LEN],
 ) -> Result<Vec<UserSecret>, Error> {
-    let previous: HashMap<String, String> = existing
-        .and_then(|text| userlist::parse(text).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| (e.user, e.secret))
-        .collect();
     let mut missing = Vec::new();
     let mut out = Vec::new();
     for user in &target.users {
@@ -246,6 +241,16 @@ fn user_secrets(
     Ok(out)
 }
 
+/// The user → secret pairs of a userlist.txt's text (none when unreadable).
+pub fn known_secrets(existing_userlist: Option<&str>) -> HashMap<String, String> {
+    existing_userlist
+        .and_then(|text| userlist::parse(text).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.user, e.secret))
+        .collect()
+}
+
 /// Renders the target's files. `existing_userlist` is the current
 /// userlist.txt, whose verifiers are reused while they still match.
 pub fn render(
@@ -255,7 +260,24 @@ pub fn render(
     existing_userlist: Option<&str>,
     salt: &mut dyn FnMut() -> [u8; scram::SALT_LEN],
 ) -> Result<Vec<RenderedFile>, Error> {
-    let users = user_secrets(target, existing_userlist, salt)?;
+    render_with(
+        target,
+        templates,
+        source,
+        &known_secrets(existing_userlist),
+        salt,
+    )
+}
+
+/// [`render`] with the verifiers to reuse given as user → secret.
+pub fn render_with(
+    target: &Target,
+    templates: &Templates,
+    source: &str,
+    known: &HashMap<String, String>,
+    salt: &mut dyn FnMut() -> [u8; scram::SALT_LEN],
+) -> Result<Vec<RenderedFile>, Error> {
+    let users = user_secrets(target, known, salt)?;
     let format = match target.userlist {
         UserlistFormat::Scram => "SCRAM-SHA-256 verifiers",
         UserlistFormat::Md5 => "md5 hashes",

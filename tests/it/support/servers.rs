@@ -322,6 +322,16 @@ impl PgCluster {
         )
     }
 
+    /// Lets `role` log in with md5 over TCP (a rule ahead of initdb's
+    /// scram-sha-256 ones), as an older setup would, and reloads.
+    pub fn allow_md5(&self, role: &str) {
+        let hba = self.dir.path().join("data/pg_hba.conf");
+        let old = fs::read_to_string(&hba).expect("read pg_hba.conf");
+        fs::write(&hba, format!("host all {role} 127.0.0.1/32 md5\n{old}"))
+            .expect("write pg_hba.conf");
+        self.psql("postgres", "SELECT pg_reload_conf()");
+    }
+
     /// Runs `sql` as superuser in `db`; panics with psql's stderr on failure.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let psql = psql_bin().expect("psql binary (call require_servers() first)");
