@@ -12,7 +12,8 @@
 //!
 //! Submodules: [`connect`] (logins, with TLS, over [`wire`] taps), [`tls`],
 //! [`diagnose`] (known errors to cause and fix), [`admin`] and [`drift`]
-//! (PgBouncer's console), [`pooling`], [`live_budget`], [`hazards`],
+//! (PgBouncer's console), [`server_login`] (can PgBouncer open a new server
+//! connection), [`pooling`], [`live_budget`], [`hazards`],
 //! [`latency`], and [`health`] (the quick probe behind `status`).
 
 pub mod admin;
@@ -24,6 +25,7 @@ pub mod health;
 pub mod latency;
 pub mod live_budget;
 pub mod pooling;
+pub mod server_login;
 pub mod tls;
 pub mod wire;
 
@@ -288,6 +290,12 @@ pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error>
             }
         },
     };
+
+    // A fresh server login from PgBouncer, which one live server connection
+    // can hide.
+    if let Some(b) = bouncer {
+        checks.push(server_login::check(b, options.timeout).await);
+    }
 
     // The direct URL: the server's own figures.
     let direct = connect::connect(&ends.direct, options.timeout).await;

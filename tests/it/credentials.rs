@@ -179,3 +179,58 @@ fn md5_userlist_is_refused_on(build: &BouncerBuild) {
         "{plan:?}"
     );
 }
+
+fn verify(spec: &Spec) -> crate::support::Run {
+    let run = pw(
+        &spec.config(),
+        &["verify", "prod", "--connections", "3", "--samples", "2"],
+    );
+    eprintln!(
+        "--- verify (exit {}):\n{}{}",
+        run.code, run.stdout, run.stderr
+    );
+    run
+}
+
+#[test]
+fn verify_fails_when_the_servers_verifier_was_replaced_behind_pgbouncers_back() {
+    for_each_pgbouncer(verify_fails_when_the_verifier_was_replaced_on);
+}
+
+fn verify_fails_when_the_verifier_was_replaced_on(build: &BouncerBuild) {
+    let pg = cluster_with_app();
+    let dir = scratch();
+    let mut spec = Spec::new(dir.path(), pg.port, build);
+    apply(&spec);
+    let _bouncer = serve(&mut spec);
+    let before = verify(&spec);
+    assert!(
+        before.stdout.contains("PASS") && before.stdout.contains("server login"),
+        "{before:?}"
+    );
+    assert!(!before.stdout.contains("FAIL"), "{before:?}");
+
+    // Another host's setup resets the password (same password, new salt).
+    pg.psql(
+        "postgres",
+        &format!(
+            "ALTER ROLE app PASSWORD '{}'",
+            APP_PASSWORD.replace('\'', "''")
+        ),
+    );
+    // PgBouncer's open server connection still serves...
+    assert_eq!(query(&pooled_url(&spec), "select current_user"), "app");
+    // ...but verify sees that no new one could log in.
+    let after = verify(&spec);
+    assert_eq!(after.code, 1, "verify passed a pooler that cannot log in");
+    assert!(
+        after
+            .stdout
+            .contains("the server holds a different SCRAM verifier for `app` than userlist.txt"),
+        "{after:?}"
+    );
+    // apply takes the server's verifier; verify passes again.
+    apply(&spec);
+    let mended = verify(&spec);
+    assert_eq!(mended.code, 0, "{mended:?}");
+}

@@ -220,13 +220,19 @@ fn healthy_on(build: &BouncerBuild) {
         &["psycopg2 does not prepare"],
     );
     expect(&run, "session state", "WARN", &["SET LOCAL"]);
+    expect(
+        &run,
+        "server login",
+        "PASS",
+        &["new server connections can log in"],
+    );
     let (_, latency) = check(&run, "latency");
     expect(&run, "latency", "PASS", &["30 samples each"]);
     let pooled = figure(&latency, "through the pooler: median");
     let direct = figure(&latency, "direct: median");
     assert!(pooled > 0.0 && direct > 0.0 && pooled < 100.0, "{latency}");
     assert!(
-        run.stdout.contains("summary: 9 pass, 1 warn, 0 fail"),
+        run.stdout.contains("summary: 10 pass, 1 warn, 0 fail"),
         "{}",
         run.stdout
     );
