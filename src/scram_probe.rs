@@ -123,6 +123,9 @@ pub fn probe(
     stream.write_all(&out).map_err(|e| e.to_string())?;
     let mut buf = BytesMut::new();
     let mut chunk = [0u8; 4096];
+    // One bound for the whole exchange: a peer trickling a byte per read
+    // timeout must not stretch it.
+    let deadline = std::time::Instant::now() + timeout;
     loop {
         let message = loop {
             if let Some(m) =
@@ -130,6 +133,16 @@ pub fn probe(
             {
                 break m;
             }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "timeout: {host}:{port} did not send its authentication request within {} s",
+                    timeout.as_secs_f64()
+                ));
+            }
+            stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| e.to_string())?;
             let n = stream
                 .read(&mut chunk)
                 .map_err(|e| format!("no reply from {host}:{port}: {e}"))?;

@@ -10,6 +10,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
@@ -19,7 +21,8 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::tls::{self, SslMode};
-use super::wire::{self, Recording, Tap, TlsInfo};
+use super::wire::{self, Guard, Recording, Tap, TlsInfo};
+pub use super::wire_guard::AuthFloor;
 use crate::diagnostic::Diagnostic;
 use crate::url::PgUrl;
 
@@ -36,6 +39,8 @@ pub struct Endpoint {
     pub sslrootcert: Option<String>,
     /// `host:port`, for messages (IPv6 in brackets).
     pub host_port: String,
+    /// The weakest authentication this login may answer.
+    pub auth_floor: AuthFloor,
     url: PgUrl,
 }
 
@@ -75,8 +80,15 @@ impl Endpoint {
             } else {
                 format!("{}:{}", url.host, url.port)
             },
+            auth_floor: AuthFloor::default(),
             url: url.clone(),
         })
+    }
+
+    /// The endpoint answering no authentication weaker than `floor`.
+    pub fn with_auth_floor(mut self, floor: AuthFloor) -> Endpoint {
+        self.auth_floor = floor;
+        self
     }
 
     /// The URL with the password masked.
@@ -124,24 +136,44 @@ pub struct Session {
     pub auth: Option<String>,
     /// From the TCP connect to the end of the login.
     pub login_time: Duration,
+    /// Each query's bound: a peer that logs us in and then goes silent
+    /// must not hold a command forever.
+    timeout: Duration,
+    /// `host:port`, for messages.
+    place: String,
+    /// Why the connection ended, when it ended with an error.
+    broken: Arc<Mutex<Option<String>>>,
 }
 
 impl Session {
     /// Ends the session politely (Terminate), so the pooler does not log
     /// an unexpected disconnect.
+    /// A peer that never closes its side cannot hold us: after the
+    /// session's timeout the connection is dropped.
     pub async fn close(self) {
         drop(self.client);
-        let _ = self.task.await;
+        let mut task = self.task;
+        if tokio::time::timeout(self.timeout, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+
+    /// A query's error, with the connection's own when it broke.
+    fn query_error(&self, e: &tokio_postgres::Error) -> String {
+        let broken = self.broken.lock().ok().and_then(|b| b.clone());
+        match broken {
+            Some(why) if e.is_closed() => why,
+            _ => error_text(e),
+        }
     }
 
     /// Runs `sql` with the simple query protocol: no named statement, so it
     /// works through any pooler mode and PgBouncer's admin console.
     pub async fn table(&self, sql: &str) -> Result<Table, String> {
-        let messages = self
-            .client
-            .simple_query(sql)
+        let messages = tokio::time::timeout(self.timeout, self.client.simple_query(sql))
             .await
-            .map_err(|e| error_text(&e))?;
+            .map_err(|_| self.silent(sql))?
+            .map_err(|e| self.query_error(&e))?;
         let mut table = Table::default();
         for m in messages {
             if let SimpleQueryMessage::Row(row) = m {
@@ -156,6 +188,23 @@ impl Session {
             }
         }
         Ok(table)
+    }
+
+    /// Runs statements that return no rows, bounded like every query.
+    pub async fn execute(&self, sql: &str) -> Result<(), String> {
+        tokio::time::timeout(self.timeout, self.client.batch_execute(sql))
+            .await
+            .map_err(|_| self.silent(sql))?
+            .map_err(|e| self.query_error(&e))
+    }
+
+    fn silent(&self, sql: &str) -> String {
+        let what = sql.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        format!(
+            "timeout: {} did not answer `{what} ...` within {} s",
+            self.place,
+            self.timeout.as_secs_f64()
+        )
     }
 
     /// The first column of the first row of `sql`.
@@ -210,6 +259,7 @@ type RustlsStream = <Rustls as TlsConnect<Tap<TcpStream>>>::Stream;
 struct Recorded {
     inner: Rustls,
     above: Recording,
+    floor: AuthFloor,
 }
 
 impl TlsConnect<Tap<TcpStream>> for Recorded {
@@ -218,9 +268,17 @@ impl TlsConnect<Tap<TcpStream>> for Recorded {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Stream, Self::Error>> + Send>>;
 
     fn connect(self, stream: Tap<TcpStream>) -> Self::Future {
-        let Recorded { inner, above } = self;
+        let Recorded {
+            inner,
+            above,
+            floor,
+        } = self;
         let handshake = inner.connect(stream);
-        Box::pin(async move { handshake.await.map(|s| Tap::new(s, above)) })
+        Box::pin(async move {
+            handshake
+                .await
+                .map(|s| Tap::guarded(s, above, Guard::new(floor, false)))
+        })
     }
 }
 
@@ -273,6 +331,7 @@ pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Session, 
     let connector = Recorded {
         inner,
         above: above.clone(),
+        floor: endpoint.auth_floor,
     };
 
     let mut config = tokio_postgres::Config::new();
@@ -288,7 +347,15 @@ pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Session, 
     if let Some(p) = &endpoint.password {
         config.password(p);
     }
-    let login = config.connect_raw(Tap::new(tcp, below.clone()), connector);
+    // Below TLS the guard reads the plain protocol until the server's
+    // answer to the SSLRequest; inside TLS its twin takes over.
+    let ssl_request = endpoint.sslmode != SslMode::Disable;
+    let raw = Tap::guarded(
+        tcp,
+        below.clone(),
+        Guard::new(endpoint.auth_floor, ssl_request),
+    );
+    let login = config.connect_raw(raw, connector);
     let (client, connection) = match tokio::time::timeout(timeout, login).await {
         Err(_) => {
             return Err(fail(
@@ -303,9 +370,24 @@ pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Session, 
         Ok(Ok(pair)) => pair,
     };
     let login_time = started.elapsed();
-    let task = tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let broken = Arc::new(Mutex::new(None));
+    let slot = broken.clone();
+    let mut connection = Box::pin(connection);
+    let task = tokio::spawn(std::future::poll_fn(move |cx| {
+        // Keep the connection's own error (a refused message, a reset)
+        // before the connection is dropped and the waiting query sees only
+        // "connection closed".
+        match connection.as_mut().poll(cx) {
+            Poll::Ready(Err(e)) => {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(error_text(&e));
+                }
+                Poll::Ready(())
+            }
+            Poll::Ready(Ok(())) => Poll::Ready(()),
+            Poll::Pending => Poll::Pending,
+        }
+    }));
     let (tls, auth) = if wire::encrypted(&below) {
         let info = wire::tls_info(&below).unwrap_or(TlsInfo {
             version: "TLS".into(),
@@ -324,5 +406,8 @@ pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Session, 
         tls,
         auth,
         login_time,
+        timeout,
+        place,
+        broken,
     })
 }

@@ -94,10 +94,13 @@ pub async fn probe(target: &Target, timeout: Duration) -> Health {
         return health;
     };
     let place = format!("{}:{}", url.host, url.port);
-    match Endpoint::from_url(&url) {
+    let floor = super::auth_floors(target).0;
+    let mut logged_in = false;
+    match Endpoint::from_url(&url).map(|e| e.with_auth_floor(floor)) {
         Ok(end) => match connect::connect(&end, timeout).await {
             Ok(s) => {
                 health.reachable = true;
+                logged_in = true;
                 health.reachability = format!(
                     "login ok in {}{}",
                     latency::ms(s.login_time),
@@ -141,7 +144,8 @@ pub async fn probe(target: &Target, timeout: Duration) -> Health {
             };
         }
     }
-    if health.reachable
+    // Never offer another credential to a pooler that refused the first.
+    if logged_in
         && let Some(bouncer) = bouncer
         && let Some(user) = admin::console_user(bouncer)
     {
@@ -150,7 +154,7 @@ pub async fn probe(target: &Target, timeout: Duration) -> Health {
         console.password = Some(user.password.clone());
         console.database = "pgbouncer".into();
         if let Ok(end) = Endpoint::from_url(&console)
-            && let Ok(s) = connect::connect(&end, timeout).await
+            && let Ok(s) = connect::connect(&end.with_auth_floor(floor), timeout).await
         {
             if let Ok(table) = s.table("SHOW POOLS").await {
                 let (open, active) = admin::server_connections(&table, bouncer);

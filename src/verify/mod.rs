@@ -28,12 +28,13 @@ pub mod pooling;
 pub mod server_login;
 pub mod tls;
 pub mod wire;
+pub mod wire_guard;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use self::connect::{ConnectError, Endpoint, Session, Stage};
+use self::connect::{AuthFloor, ConnectError, Endpoint, Session, Stage};
 use self::diagnose::{Situation, Via, diagnose};
 use crate::config::Target;
 use crate::drivers::Driver;
@@ -154,6 +155,27 @@ pub fn self_hosted(target: &Target) -> Option<&pgbouncer::Target> {
     }
 }
 
+/// The weakest authentication poolwright answers on the target's pooled
+/// URL (and console) and on its direct URL: never weaker than the target
+/// says its pooler uses, and never a clear-text password to a server whose
+/// pooler holds verifiers. Managed poolers choose their own methods.
+pub fn auth_floors(target: &Target) -> (AuthFloor, AuthFloor) {
+    let Some(b) = self_hosted(target) else {
+        return (AuthFloor::Cleartext, AuthFloor::Cleartext);
+    };
+    let pooled = match b.text_setting("auth_type") {
+        Some("scram-sha-256") => AuthFloor::Scram,
+        Some("md5") => AuthFloor::Md5,
+        _ => AuthFloor::Cleartext,
+    };
+    let direct = if b.userlist == pgbouncer::UserlistFormat::Plain {
+        AuthFloor::Cleartext
+    } else {
+        AuthFloor::Md5
+    };
+    (pooled, direct)
+}
+
 fn known_after_apply(target: &Target) -> Error {
     Error::message(format!(
         "the URLs of target `{}` are known only after `poolwright apply {}`",
@@ -172,21 +194,32 @@ fn endpoints(target: &Target) -> Result<Endpoints, Error> {
         .provider
         .direct_url()
         .ok_or_else(|| known_after_apply(target))?;
+    let floors = auth_floors(target);
     let console = match self_hosted(target).and_then(admin::console_user) {
         Some(user) => {
             let mut url = pooled_url.clone();
             url.user = Some(user.name.clone());
             url.password = Some(user.password.clone());
             url.database = "pgbouncer".into();
-            Some(Endpoint::from_url(&url)?)
+            Some(Endpoint::from_url(&url)?.with_auth_floor(floors.0))
         }
         None => None,
     };
     Ok(Endpoints {
-        pooled: Endpoint::from_url(&pooled_url)?,
-        direct: Endpoint::from_url(&direct_url)?,
+        pooled: Endpoint::from_url(&pooled_url)?.with_auth_floor(floors.0),
+        direct: Endpoint::from_url(&direct_url)?.with_auth_floor(floors.1),
         console,
     })
+}
+
+/// Whether a failed login was the peer refusing the credential (or asking
+/// for it in a way poolwright would not answer), not TLS or the database.
+fn refused_credentials(e: &ConnectError) -> bool {
+    let text = e.text.to_lowercase();
+    e.stage == Stage::Login
+        && (text.contains("password authentication failed")
+            || text.contains("sasl authentication failed")
+            || text.contains("weaker than the target allows"))
 }
 
 fn situation<'a>(target: &'a Target, via: Via, e: &'a Endpoint) -> Situation<'a> {
@@ -258,6 +291,15 @@ pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error>
                     "add a user (e.g. `pgbadmin: {{ password: \"${{PGBOUNCER_ADMIN_PASSWORD}}\" }}`) under users: and name it in pgbouncer.stats_users (read-only) or admin_users of target {}, then `poolwright apply {}`",
                     target.name, target.name
                 )),
+            ));
+            None
+        }
+        (Some(_), Some(_)) if matches!(&pooled, Err(e) if refused_credentials(e)) => {
+            // A pooler that refused one credential is not offered another.
+            checks.push(Check::warn(
+                "admin console",
+                "not tried: the pooler refused the app's login (see login), and verify offers no second credential to a pooler that refused the first",
+                None,
             ));
             None
         }

@@ -21,6 +21,8 @@ use postgres_protocol::message::backend::Message;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, TlsStream};
 
+pub use super::wire_guard::Guard;
+
 /// Enough for a ServerHello or a whole authentication exchange; the tap
 /// stops copying after that, so queries are never kept.
 const KEEP: usize = 16 * 1024;
@@ -55,11 +57,26 @@ impl Recording {
 pub struct Tap<S> {
     inner: S,
     recording: Recording,
+    /// Checks what the server sends before tokio-postgres acts on it.
+    guard: Option<Guard>,
 }
 
 impl<S> Tap<S> {
     pub fn new(inner: S, recording: Recording) -> Tap<S> {
-        Tap { inner, recording }
+        Tap {
+            inner,
+            recording,
+            guard: None,
+        }
+    }
+
+    /// A tap whose reads also pass `guard`: a read it refuses fails.
+    pub fn guarded(inner: S, recording: Recording, guard: Guard) -> Tap<S> {
+        Tap {
+            inner,
+            recording,
+            guard: Some(guard),
+        }
     }
 }
 
@@ -72,7 +89,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
-            Recording::keep(&self.recording.read, &buf.filled()[before..]);
+            let this = &mut *self;
+            let new = &buf.filled()[before..];
+            Recording::keep(&this.recording.read, new);
+            if let Some(guard) = &mut this.guard
+                && let Err(e) = guard.read(new)
+            {
+                // Hide what the guard refused from tokio-postgres.
+                buf.set_filled(before);
+                return Poll::Ready(Err(e));
+            }
         }
         result
     }

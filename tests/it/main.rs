@@ -20,6 +20,8 @@ mod fuzz_properties;
 mod fuzz_regressions;
 /// tests/golden/<case>/: a config and the exact files it renders.
 mod golden;
+/// A hostile PostgreSQL or PgBouncer: bounded queries, no clear-text password, no oversized message.
+mod hostile_postgres;
 /// tests/invalid/<case>/: a bad config and the exact message it gets.
 mod invalid;
 /// Managed poolers: Supabase, Neon (mock APIs: wiremock and Prism on the published specs), manifest-only providers.

@@ -81,7 +81,9 @@ async fn login(target: &Target, user: &User) -> Result<crate::verify::connect::S
     {
         url = url.with_param("sslmode", "require");
     }
-    let endpoint = crate::verify::connect::Endpoint::from_url(&url)?;
+    // md5 at weakest: the password itself never crosses the wire here.
+    let endpoint = crate::verify::connect::Endpoint::from_url(&url)?
+        .with_auth_floor(crate::verify::connect::AuthFloor::Md5);
     crate::verify::connect::connect(&endpoint, STEP_TIMEOUT)
         .await
         .map_err(|e| {
@@ -268,12 +270,12 @@ pub async fn install(
         // A verifier or md5 hash holds only base64 characters, `$`, `:` and
         // digits: safe in a literal.
         let sql = format!("ALTER ROLE {} PASSWORD '{secret}'", quote_ident(name));
-        let result = session.client.batch_execute(&sql).await;
+        let result = session.execute(&sql).await;
         session.close().await;
         result.map_err(|e| {
             Error::message(format!(
                 "cannot store the {what} of `{name}` on {where_}: {}",
-                pg_error(&e)
+                crate::diagnostic::printable(&e)
             ))
         })?;
         changed = true;
@@ -283,22 +285,4 @@ pub async fn install(
         ));
     }
     Ok(changed)
-}
-
-/// The server's own message when there is one (tokio-postgres' Display
-/// says only "db error"), printable.
-fn pg_error(e: &tokio_postgres::Error) -> String {
-    let text = match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            text
-        }
-    };
-    crate::diagnostic::printable(&text)
 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test module uses a different part
 
+pub mod fake_postgres;
 pub mod fault_server;
 pub mod servers;
 
