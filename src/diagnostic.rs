@@ -114,19 +114,28 @@ impl Diagnostic {
 /// `text` with control characters escaped (`\0`, `\n`, `\u{1b}`): messages
 /// quote names and values from the file, and a raw escape sequence or line
 /// break there could repaint the terminal or forge a line of output.
+/// Line and paragraph separators and the bidirectional controls are
+/// escaped too: they break lines or reorder text on a terminal.
 pub fn printable(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(unprintable) {
         return text.to_string();
     }
     text.chars()
         .map(|c| {
             if c.is_control() {
                 c.escape_debug().to_string()
+            } else if unprintable(c) {
+                c.escape_unicode().to_string()
             } else {
                 c.to_string()
             }
         })
         .collect()
+}
+
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 /// At most this many characters of a source line are shown.

@@ -180,9 +180,10 @@ impl Session {
                 if table.columns.is_empty() {
                     table.columns = row.columns().iter().map(|c| c.name().to_string()).collect();
                 }
+                // Values from the peer reach the terminal: printable.
                 table.rows.push(
                     (0..row.len())
-                        .map(|i| row.get(i).map(str::to_string))
+                        .map(|i| row.get(i).map(crate::diagnostic::printable))
                         .collect(),
                 );
             }
@@ -235,7 +236,12 @@ impl Table {
 
 /// The server's own message when there is one (tokio-postgres' Display says
 /// only "db error"), else the whole chain of causes.
+/// Printable: the text comes from the peer.
 pub fn error_text(e: &tokio_postgres::Error) -> String {
+    crate::diagnostic::printable(&raw_error_text(e))
+}
+
+fn raw_error_text(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return db.message().to_string();
     }

@@ -16,6 +16,10 @@ const ENV: &[(&str, &str)] = &[("APP_PASSWORD", PASSWORD), ("ADMIN_PASSWORD", AD
 /// A PgBouncer target whose pooler is `pooler` and whose server is
 /// `upstream`, with an admin console user; returns the config path.
 fn config(dir: &Path, pooler: u16, upstream: u16) -> String {
+    config_with(dir, pooler, upstream, "")
+}
+
+fn config_with(dir: &Path, pooler: u16, upstream: u16, extra: &str) -> String {
     let d = dir.display();
     let yaml = format!(
         r#"version: 1
@@ -38,7 +42,7 @@ targets:
       listen_port: {pooler}
       admin_users: pgbadmin
       pidfile: "{d}/pgbouncer.pid"
-"#
+{extra}"#
     );
     let path = dir.join("poolwright.yaml");
     fs::write(&path, yaml).unwrap();
@@ -69,7 +73,35 @@ fn run(dir: &Path, config: &str, args: &[&str], limit: u64) -> crate::support::R
 fn assert_no_escape(run: &crate::support::Run) {
     for text in [&run.stdout, &run.stderr] {
         assert!(!text.contains(PASSWORD) && !text.contains(ADMIN), "{text}");
+        assert!(!text.contains('\x1b'), "an escape from the peer: {text:?}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("PASS  forged")),
+            "a line forged by the peer: {text}"
+        );
     }
+}
+
+#[test]
+fn a_peers_words_reach_the_terminal_printable() {
+    let pooler = FakePostgres::start(Login::Md5, After::Refuse);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(
+        dir.path(),
+        pooler.port,
+        pooler.port,
+        "      auth_type: md5\n    userlist: md5\n",
+    );
+    let verify = run(
+        dir.path(),
+        &config,
+        &["verify", "prod", "--connections", "2", "--samples", "1"],
+        90,
+    );
+    assert_eq!(verify.code, 1);
+    assert!(verify.stdout.contains("password authentication failed\\u{1b}[2J\\nPASS  forged"), "{}", verify.stdout);
+    assert_no_escape(&verify);
+    let status = run(dir.path(), &config, &["status"], 30);
+    assert_no_escape(&status);
 }
 
 #[test]
