@@ -113,7 +113,8 @@ pub fn plan(target: &Target, templates: &Templates, source: &str) -> Result<Targ
                 );
                 if user.console_only {
                     plan.notes.push(format!(
-                        "user `{role}` is for the admin console only (admin_users / stats_users): it is in userlist.txt,                          but has no pool and never logs in to {at}"
+                        "user `{role}` is for the admin console only (admin_users / stats_users): it is in userlist.txt, \
+                         but has no pool and never logs in to {at}"
                     ));
                     continue;
                 }

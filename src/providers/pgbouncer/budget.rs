@@ -378,10 +378,10 @@ pub fn check(reader: &mut Reader<'_>, target: &Target, field: &str) {
         };
         format!(
             "each of the {instances} {who} has its own pools: default_pool_size {fitting} (with reserve_pool_size {reserve}) fits; \
-             or cap the pools with max_db_connections, or raise max_connections on the server"
+             or cap the pools with max_db_connections, lower upstream.direct_connections, or raise max_connections on the server"
         )
     } else {
-        "lower default_pool_size or reserve_pool_size, cap the pools with max_db_connections, or raise max_connections on the server"
+        "lower default_pool_size or reserve_pool_size, cap the pools with max_db_connections, lower upstream.direct_connections, or raise max_connections on the server"
             .into()
     });
 }
