@@ -149,7 +149,8 @@ mod tests {
         let pg16 = check(&target(""), &limits(40, 4));
         assert_eq!(pg16.status, Status::Pass, "{pg16:?}");
         assert!(
-            pg16.detail.contains("- 4 reserved_connections - 4 direct_connections = 29"),
+            pg16.detail
+                .contains("- 4 reserved_connections - 4 direct_connections = 29"),
             "{}",
             pg16.detail
         );

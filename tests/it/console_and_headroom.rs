@@ -13,8 +13,8 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use crate::e2e::{
-    ADMIN_PASSWORD, APP_PASSWORD, APP_PASSWORD_ENCODED, Spec, cluster_with_app,
-    for_each_pgbouncer, pw, query, rolpassword, scratch, start_bouncer, text,
+    ADMIN_PASSWORD, APP_PASSWORD, APP_PASSWORD_ENCODED, Spec, cluster_with_app, for_each_pgbouncer,
+    pw, query, rolpassword, scratch, start_bouncer, text,
 };
 use crate::support::servers::{BouncerBuild, PgCluster, hand_to_service_user, pgbench, psql_url};
 
@@ -74,7 +74,11 @@ fn a_console_only_user_needs_no_role_on(build: &BouncerBuild) {
     // No pool for it in the budget, and plan says it never logs in.
     let plan = pw(&spec.write(), &["plan"]);
     assert_eq!(plan.code, 0, "{plan:?}");
-    assert!(!plan.stdout.contains("qbo_mirror/pgbadmin"), "{}", plan.stdout);
+    assert!(
+        !plan.stdout.contains("qbo_mirror/pgbadmin"),
+        "{}",
+        plan.stdout
+    );
     assert!(
         plan.stdout
             .contains("user `pgbadmin` is for the admin console only"),
@@ -123,7 +127,8 @@ fn a_console_only_user_needs_no_role_on(build: &BouncerBuild) {
     );
     assert!(
         // The console checks ran as pgbadmin: version, config and pools.
-        run.stdout.contains("PASS  version") && run.stdout.contains("PASS  pools")
+        run.stdout.contains("PASS  version")
+            && run.stdout.contains("PASS  pools")
             && !run.stdout.contains("FAIL"),
         "{}",
         run.stdout

@@ -4,12 +4,13 @@
 //! Each (database, user) pair gets its own pool of `pool_size` connections,
 //! plus `reserve` more when clients wait. `max_db_connections` caps a
 //! database across users, `max_user_connections` a user across databases.
-//! Every PgBouncer process has its own pools. The sum must fit in
-//! `max_connections - superuser_reserved_connections - reserved_connections
-//! - direct_connections`, or clients get "remaining connection slots are
-//! reserved" under load. `direct_connections` is the headroom for what does
-//! not go through PgBouncer: migrations, cron jobs, psql, monitoring.
-//! Console-only users (admin console, no pool) count nothing.
+//! Every PgBouncer process has its own pools. The sum must fit in the
+//! server's max_connections, less superuser_reserved_connections,
+//! reserved_connections and direct_connections, or clients get "remaining
+//! connection slots are reserved" under load. direct_connections is the
+//! headroom for what does not go through PgBouncer: migrations, cron jobs,
+//! psql, monitoring. Console-only users (admin console, no pool) count
+//! nothing.
 
 use std::fmt::Write as _;
 
@@ -418,7 +419,9 @@ mod tests {
         assert!(budget.pools.iter().all(|p| p.user == "app"), "{budget:?}");
         assert_eq!(budget.per_process, Some(20));
         assert_eq!(
-            t.server_users().map(|u| u.name.as_str()).collect::<Vec<_>>(),
+            t.server_users()
+                .map(|u| u.name.as_str())
+                .collect::<Vec<_>>(),
             ["app"]
         );
         // The DATABASE_URL user keeps its pool even when it is an admin.
@@ -469,7 +472,10 @@ mod tests {
         let t = parse("app: { password: x }", "max_client_conn: 10").unwrap();
         let lines = compute(&t).explain(&t, 10);
         assert!(
-            lines.iter().any(|l| l.starts_with("direct_connections 10: server slots kept free for migrations")),
+            lines
+                .iter()
+                .any(|l| l
+                    .starts_with("direct_connections 10: server slots kept free for migrations")),
             "{lines:?}"
         );
         assert!(

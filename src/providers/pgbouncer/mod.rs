@@ -801,17 +801,22 @@ fn resolve_console_only(
         let needs_pool = if user.name == url_user {
             Some("DATABASE_URL logs in as it, through a pool".to_string())
         } else if auth_user == Some(user.name.as_str()) {
-            Some("it is PgBouncer's auth_user, which logs in to PostgreSQL to look up passwords".to_string())
-        } else if let Some(s) = user.settings.first() {
-            Some(format!("it has the pool setting `{}`", s.name))
+            Some(
+                "it is PgBouncer's auth_user, which logs in to PostgreSQL to look up passwords"
+                    .to_string(),
+            )
         } else {
-            None
+            user.settings
+                .first()
+                .map(|s| format!("it has the pool setting `{}`", s.name))
         };
         user.console_only = match explicit {
             Some((false, _, _)) => false,
             Some((true, span, field)) => {
                 let problem = match (&needs_pool, listed) {
-                    (Some(why), _) => Some(format!("`{}` cannot be console-only: {why}", user.name)),
+                    (Some(why), _) => {
+                        Some(format!("`{}` cannot be console-only: {why}", user.name))
+                    }
                     (None, false) => Some(format!(
                         "`{}` is console-only but in neither admin_users nor stats_users, so it could log in nowhere",
                         user.name

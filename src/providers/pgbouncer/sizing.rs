@@ -142,13 +142,22 @@ mod tests {
         let slots = budget::slots(&t.upstream).unwrap();
         assert_eq!((slots.usable, slots.direct, slots.for_pools), (17, 3, 14));
         // Configurable, and 0 gives the whole server to the pools.
-        assert_eq!(one(", direct_connections: 7").int_setting("default_pool_size"), Some(10));
-        assert_eq!(one(", direct_connections: 0").int_setting("default_pool_size"), Some(17));
+        assert_eq!(
+            one(", direct_connections: 7").int_setting("default_pool_size"),
+            Some(10)
+        );
+        assert_eq!(
+            one(", direct_connections: 0").int_setting("default_pool_size"),
+            Some(17)
+        );
     }
 
     #[test]
     fn the_default_headroom_is_a_tenth_at_least_three_at_most_half() {
         use super::budget::default_direct_connections as d;
-        assert_eq!([d(2), d(7), d(17), d(37), d(97), d(997)], [1, 3, 3, 4, 10, 100]);
+        assert_eq!(
+            [d(2), d(7), d(17), d(37), d(97), d(997)],
+            [1, 3, 3, 4, 10, 100]
+        );
     }
 }
