@@ -140,6 +140,11 @@ pub struct InitArgs {
     #[arg(long, value_name = "N", help_heading = "pgbouncer")]
     pub upstream_max_connections: Option<String>,
 
+    /// Server slots the pools leave free for direct connections (migrations,
+    /// cron jobs, psql) [default: 10% of the usable slots, at least 3]
+    #[arg(long, value_name = "N", help_heading = "pgbouncer")]
+    pub upstream_direct_connections: Option<String>,
+
     /// The server's CPU cores: the default pool size becomes 2 x cores + 1
     #[arg(long, value_name = "N", help_heading = "pgbouncer")]
     pub upstream_cores: Option<String>,

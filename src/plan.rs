@@ -111,6 +111,13 @@ pub fn plan(target: &Target, templates: &Templates, source: &str) -> Result<Targ
                     &user.name,
                     format!("{}:{}", t.upstream.host, t.upstream.port),
                 );
+                if user.console_only {
+                    plan.notes.push(format!(
+                        "user `{role}` is for the admin console only (admin_users / stats_users): it is in userlist.txt, \
+                         but has no pool and never logs in to {at}"
+                    ));
+                    continue;
+                }
                 match t.userlist {
                     UserlistFormat::Plain => {}
                     UserlistFormat::Scram => plan.actions.push(format!(

@@ -88,6 +88,10 @@ fn flags(args: &InitArgs) -> Result<BTreeMap<String, String>, Stop> {
         ("upstream-host", &args.upstream_host),
         ("upstream-port", &args.upstream_port),
         ("upstream-max-connections", &args.upstream_max_connections),
+        (
+            "upstream-direct-connections",
+            &args.upstream_direct_connections,
+        ),
         ("upstream-cores", &args.upstream_cores),
         ("pgbouncer-version", &args.pgbouncer_version),
         ("public-host", &args.public_host),

@@ -49,12 +49,16 @@ pub fn run(cli: &Cli, ctx: &Context) -> Result<(), Error> {
             for target in &config.targets {
                 match target.provider.pgbouncer() {
                     Some(t) => {
-                        let pools = budget::compute(t).explain(t, 0).pop().unwrap_or_default();
+                        let budget = budget::compute(t);
+                        let pools = budget.explain(t, 0).pop().unwrap_or_default();
                         println!(
                             "  {}: {} ({pools})",
                             target.name,
                             target.provider.describe()
                         );
+                        if let Some(headroom) = budget.headroom() {
+                            println!("    {headroom}");
+                        }
                     }
                     None => println!("  {}: {}", target.name, target.provider.describe()),
                 }

@@ -123,7 +123,7 @@ mod tests {
         let c = check(&target(", max_connections: 500"), &limits(20, 0));
         assert_eq!(c.status, Status::Fail, "{c:?}");
         assert!(
-            c.detail.starts_with("the pools may open 25 server connections, more than the 17 the server accepts (1 pool: 25 connections x 1 process = 25 > 20 max_connections - 3 superuser_reserved_connections = 17, read from the server); poolwright.yaml says max_connections: 500, the server has 20"),
+            c.detail.starts_with("the pools may open 25 server connections, more than the 14 the server accepts (1 pool: 25 connections x 1 process = 25 > 20 max_connections - 3 superuser_reserved_connections - 3 direct_connections = 14, read from the server); poolwright.yaml says max_connections: 500, the server has 20"),
             "{}",
             c.detail
         );
@@ -133,7 +133,7 @@ mod tests {
         assert_eq!(ok.status, Status::Pass, "{ok:?}");
         assert_eq!(
             ok.detail,
-            "1 pool: 25 connections x 1 process = 25 <= 100 max_connections - 3 superuser_reserved_connections = 97 (read from the server)"
+            "1 pool: 25 connections x 1 process = 25 <= 100 max_connections - 3 superuser_reserved_connections - 10 direct_connections = 87 (read from the server)"
         );
 
         // Fits, but the YAML is stale: validate would check the wrong figure.
@@ -149,7 +149,8 @@ mod tests {
         let pg16 = check(&target(""), &limits(40, 4));
         assert_eq!(pg16.status, Status::Pass, "{pg16:?}");
         assert!(
-            pg16.detail.contains("- 4 reserved_connections = 33"),
+            pg16.detail
+                .contains("- 4 reserved_connections - 4 direct_connections = 29"),
             "{}",
             pg16.detail
         );

@@ -105,7 +105,9 @@ pub async fn check(target: &Target, timeout: Duration) -> Check {
         .map_or(target.url_database.clone(), |d| d.dbname.clone());
     let mut good = Vec::new();
     let mut problems = Vec::new();
-    for user in &target.users {
+    // Console-only users never log in to PostgreSQL (their role need not
+    // exist there): only the users with pools are checked.
+    for user in target.server_users() {
         let Some(entry) = entries.iter().find(|e| e.user == user.name) else {
             problems.push(format!("`{}` is not in {}", user.name, target.auth_file));
             continue;

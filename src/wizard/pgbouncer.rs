@@ -43,6 +43,17 @@ pub fn ask(s: &mut Session<'_>, p: &mut dyn Prompter) -> Result<(), Stop> {
         .placeholder("e.g. 100")
         .optional();
     s.text_question(p, &max, "upstream.max_connections")?;
+    // Without max_connections there is no budget to keep the headroom out of.
+    if s.answer("upstream-max-connections").is_some() {
+        let direct = Question::new(
+            "upstream-direct-connections",
+            "Server slots kept for direct connections (optional)",
+        )
+        .help("migrations, cron jobs, psql and monitoring that connect straight to PostgreSQL; the pools leave them free. Empty: 10% of the usable slots, at least 3")
+        .placeholder("e.g. 10")
+        .optional();
+        s.text_question(p, &direct, "upstream.direct_connections")?;
+    }
     let cores = Question::new("upstream-cores", "The server's CPU cores (optional)")
         .help("the default pool size becomes 2 x cores + 1 when that is above PgBouncer's 20; empty: 20")
         .placeholder("e.g. 4")
@@ -107,6 +118,7 @@ struct Context {
     host: String,
     port: String,
     max_connections: Option<String>,
+    direct_connections: Option<String>,
     cores: Option<String>,
     database: String,
     user: String,
@@ -132,6 +144,10 @@ pub fn context(s: &Session<'_>, key: &str, fill: bool) -> serde_json::Value {
         host: yaml_value(&text("upstream-host", "db.placeholder.invalid").unwrap_or_default()),
         port: yaml_value(&text("upstream-port", "5432").unwrap_or_else(|| "5432".into())),
         max_connections: s.answer("upstream-max-connections").map(yaml_value),
+        direct_connections: s
+            .answer("upstream-max-connections")
+            .and(s.answer("upstream-direct-connections"))
+            .map(yaml_value),
         cores: s.answer("upstream-cores").map(yaml_value),
         database: yaml_key(&text("database", "app").unwrap_or_default()),
         user: yaml_key(&text("user", "app").unwrap_or_default()),

@@ -4,6 +4,8 @@ mod support;
 
 /// Command-line behaviour: help, exit codes, masking, formats, discovery.
 mod cli;
+/// Console-only users need no server role; the pools leave slots for direct connections.
+mod console_and_headroom;
 /// One verifier per role across poolers; no secret stored that locks a role out.
 mod credentials;
 /// Real drivers (psql, SQLAlchemy, psycopg, asyncpg, node-postgres) through PgBouncer.

@@ -210,7 +210,7 @@ fn healthy_on(build: &BouncerBuild) {
         "budget",
         "PASS",
         &[
-            "2 pools: 24 connections x 1 process = 24 <= 40 max_connections - 3 superuser_reserved_connections = 37 (read from the server)",
+            "1 pool: 12 connections x 1 process = 12 <= 40 max_connections - 3 superuser_reserved_connections - 4 direct_connections = 33 (read from the server)",
         ],
     );
     expect(
@@ -549,8 +549,8 @@ fn budget_on(build: &BouncerBuild) {
         "budget",
         "FAIL",
         &[
-            "the pools may open 42 server connections, more than the 37 the server accepts",
-            "1 pool: 42 connections x 1 process = 42 > 40 max_connections - 3 superuser_reserved_connections = 37, read from the server",
+            "the pools may open 42 server connections, more than the 33 the server accepts",
+            "1 pool: 42 connections x 1 process = 42 > 40 max_connections - 3 superuser_reserved_connections - 4 direct_connections = 33, read from the server",
             "poolwright.yaml says max_connections: 500, the server has 40",
             "lower default_pool_size",
             "set upstream.max_connections: 40",
@@ -745,11 +745,12 @@ fn status_on(build: &BouncerBuild) {
     assert_eq!(p[4], "yes");
     // The probe's own login leaves a server connection in the pool.
     let (open, allowed) = p[5].split_once('/').unwrap();
-    assert!((1..=24).contains(&open.parse::<u32>().unwrap()), "{}", p[5]);
-    assert_eq!(allowed, "24");
+    // pgbadmin is console-only: app's pool (10 + 2) is all there is.
+    assert!((1..=12).contains(&open.parse::<u32>().unwrap()), "{}", p[5]);
+    assert_eq!(allowed, "12");
     assert!(p[6].ends_with(" UTC") && p[6].len() == 23, "{}", p[6]);
     assert_eq!(s[4], "no");
-    assert_eq!(s[5], "-/24");
+    assert_eq!(s[5], "-/12");
     // staging's pgbouncer.ini was never written.
     assert_eq!(s[6], "never");
     assert!(
@@ -766,7 +767,7 @@ fn status_on(build: &BouncerBuild) {
     assert_eq!(targets.len(), 2);
     assert_eq!(targets[0]["target"], "prod");
     assert_eq!(targets[0]["reachable"], true);
-    assert_eq!(targets[0]["allowed"], 24);
+    assert_eq!(targets[0]["allowed"], 12);
     assert!(targets[0]["server_connections"]["open"].as_u64().unwrap() >= 1);
     assert_eq!(targets[1]["reachable"], false);
     assert!(targets[1]["server_connections"].is_null());

@@ -117,6 +117,10 @@ fn a_pgbouncer_session_asks_again_with_the_reason_and_writes_a_valid_file() {
     w.answer("PostgreSQL server host", &format!("db.internal{ENTER}"));
     w.answer("PostgreSQL server port", ENTER);
     w.answer("max_connections (optional)", &format!("100{ENTER}"));
+    // The headroom for direct connections: asked again when out of range.
+    w.answer("kept for direct connections", &format!("97{ENTER}"));
+    w.wait("direct_connections 97 leaves no server slot for the pools");
+    w.answer("kept for direct connections", &format!("12{ENTER}"));
     w.answer("CPU cores (optional)", &format!("4{ENTER}"));
     w.wait("Pool size per database and user: 20 (PgBouncer's default, which 2 x 4 cores + 1 does not exceed");
     w.answer("PgBouncer version", ENTER); // 1.18
@@ -140,6 +144,7 @@ fn a_pgbouncer_session_asks_again_with_the_reason_and_writes_a_valid_file() {
     assert!(config.contains("app: { password: \"${PROD_DB_PASSWORD}\" }"));
     assert!(config.contains("public_host: pgbouncer.internal"));
     assert!(config.contains("max_connections: 100"));
+    assert!(config.contains("direct_connections: 12"), "{config}");
     assert!(!config.contains("my db"));
     assert_eq!(mode(&dir.path().join("poolwright.yaml")), 0o644);
     let password = env_value(dir.path(), "PROD_DB_PASSWORD");
@@ -430,6 +435,8 @@ fn no_input_snapshots_per_provider() {
                 "5433",
                 "--upstream-max-connections",
                 "100",
+                "--upstream-direct-connections",
+                "8",
                 "--upstream-cores",
                 "4",
                 "--pgbouncer-version",

@@ -4,9 +4,13 @@
 //! Each (database, user) pair gets its own pool of `pool_size` connections,
 //! plus `reserve` more when clients wait. `max_db_connections` caps a
 //! database across users, `max_user_connections` a user across databases.
-//! Every PgBouncer process has its own pools. The sum must fit in
-//! `max_connections - superuser_reserved_connections - reserved_connections`,
-//! or clients get "remaining connection slots are reserved" under load.
+//! Every PgBouncer process has its own pools. The sum must fit in the
+//! server's max_connections, less superuser_reserved_connections,
+//! reserved_connections and direct_connections, or clients get "remaining
+//! connection slots are reserved" under load. direct_connections is the
+//! headroom for what does not go through PgBouncer: migrations, cron jobs,
+//! psql, monitoring. Console-only users (admin console, no pool) count
+//! nothing.
 
 use std::fmt::Write as _;
 
@@ -32,6 +36,49 @@ impl Pool<'_> {
     }
 }
 
+/// The upstream's connection slots, as the pools see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slots {
+    pub max_connections: u64,
+    /// max_connections less the superuser and reserved_connections slots.
+    pub usable: u64,
+    /// Kept for direct connections (`upstream.direct_connections`).
+    pub direct: u64,
+    /// True when `direct` is poolwright's default, not the config's.
+    pub direct_is_default: bool,
+    /// What the pools may take: usable - direct.
+    pub for_pools: u64,
+}
+
+/// The default headroom for direct connections: 10 % of the usable slots
+/// (rounded up), at least 3 (a migration, a cron job and a psql session at
+/// once), and never more than half the usable slots so a small server
+/// still has room for its pools. On a 100-connection server that is 10;
+/// on max_connections 20, 3.
+pub fn default_direct_connections(usable: u64) -> u64 {
+    usable.div_ceil(10).max(3).min(usable / 2)
+}
+
+/// The slots of `upstream`, when its max_connections is known.
+pub fn slots(upstream: &super::Upstream) -> Option<Slots> {
+    let max = u64::from(upstream.max_connections?);
+    let usable = max.saturating_sub(
+        u64::from(upstream.superuser_reserved_connections)
+            + u64::from(upstream.reserved_connections),
+    );
+    let (direct, direct_is_default) = match upstream.direct_connections {
+        Some(n) => (u64::from(n), false),
+        None => (default_direct_connections(usable), true),
+    };
+    Some(Slots {
+        max_connections: max,
+        usable,
+        direct,
+        direct_is_default,
+        for_pools: usable.saturating_sub(direct),
+    })
+}
+
 /// The arithmetic of the budget, for messages and `plan`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Budget<'a> {
@@ -42,8 +89,10 @@ pub struct Budget<'a> {
     pub processes: u32,
     /// The whole target: per_process x processes.
     pub total: Option<u64>,
-    /// What the upstream accepts, when its max_connections is known.
+    /// What the upstream accepts from the pools, when its max_connections
+    /// is known: its slots less the headroom for direct connections.
     pub available: Option<u64>,
+    pub slots: Option<Slots>,
 }
 
 fn int(settings: &[Setting], name: &str) -> Option<i64> {
@@ -88,11 +137,13 @@ pub fn compute(target: &Target) -> Budget<'_> {
     let default_reserve = target.int_setting("reserve_pool_size").unwrap_or(0);
     // One pass: every pool, and the sums per database and per user (indexed
     // like on_upstream and target.users), so large configs stay linear.
-    let mut pools = Vec::with_capacity(on_upstream.len() * target.users.len());
+    // Console-only users have no pool: they only read the admin console.
+    let pooled: Vec<&super::User> = target.server_users().collect();
+    let mut pools = Vec::with_capacity(on_upstream.len() * pooled.len());
     let mut per_db: Vec<Option<u64>> = vec![Some(0); on_upstream.len()];
-    let mut per_user: Vec<Option<u64>> = vec![Some(0); target.users.len()];
+    let mut per_user: Vec<Option<u64>> = vec![Some(0); pooled.len()];
     for (d, db) in on_upstream.iter().enumerate() {
-        for (u, user) in target.users.iter().enumerate() {
+        for (u, user) in pooled.iter().enumerate() {
             let size = int(&user.settings, "pool_size")
                 .or_else(|| int(&db.settings, "pool_size"))
                 .unwrap_or(default_pool);
@@ -127,8 +178,7 @@ pub fn compute(target: &Target) -> Budget<'_> {
             )
         })
         .try_fold(0, |a, b| add(Some(a), b));
-    let by_user: Option<u64> = target
-        .users
+    let by_user: Option<u64> = pooled
         .iter()
         .zip(&per_user)
         .map(|(user, sum)| {
@@ -143,18 +193,14 @@ pub fn compute(target: &Target) -> Budget<'_> {
         (a, b) => a.or(b),
     };
     let total = per_process.map(|n| n * u64::from(instances(target)));
-    let available = target.upstream.max_connections.map(|max| {
-        u64::from(max).saturating_sub(
-            u64::from(target.upstream.superuser_reserved_connections)
-                + u64::from(target.upstream.reserved_connections),
-        )
-    });
+    let slots = slots(&target.upstream);
     Budget {
         pools,
         per_process,
         processes: instances(target),
         total,
-        available,
+        available: slots.map(|s| s.for_pools),
+        slots,
     }
 }
 
@@ -254,12 +300,12 @@ impl Budget<'_> {
             }
             None => sum.push_str(" = unlimited"),
         }
-        if let (Some(max), Some(available)) = (target.upstream.max_connections, self.available) {
+        if let Some(slots) = self.slots {
             let fits = if self.fits() { "<=" } else { ">" };
             let _ = write!(
                 sum,
-                " {fits} {max} max_connections - {} superuser_reserved_connections",
-                target.upstream.superuser_reserved_connections
+                " {fits} {} max_connections - {} superuser_reserved_connections",
+                slots.max_connections, target.upstream.superuser_reserved_connections
             );
             if target.upstream.reserved_connections > 0 {
                 let _ = write!(
@@ -268,10 +314,35 @@ impl Budget<'_> {
                     target.upstream.reserved_connections
                 );
             }
-            let _ = write!(sum, " = {available}");
+            if slots.direct > 0 {
+                let _ = write!(sum, " - {} direct_connections", slots.direct);
+            }
+            let _ = write!(sum, " = {}", slots.for_pools);
+            lines.push(Self::direct_line(&slots));
         }
         lines.push(sum);
         lines
+    }
+
+    /// The headroom for direct connections, as its own line of the
+    /// arithmetic (None when max_connections is not known).
+    pub fn headroom(&self) -> Option<String> {
+        self.slots.as_ref().map(Self::direct_line)
+    }
+
+    fn direct_line(slots: &Slots) -> String {
+        let why = if slots.direct_is_default {
+            format!(
+                "poolwright's default, 10% of the {} usable slots and at least 3; set upstream.direct_connections to change it",
+                slots.usable
+            )
+        } else {
+            "upstream.direct_connections".to_string()
+        };
+        format!(
+            "direct_connections {}: server slots kept free for migrations, cron jobs, psql and monitoring that connect straight to PostgreSQL ({why})",
+            slots.direct
+        )
     }
 }
 
@@ -308,10 +379,110 @@ pub fn check(reader: &mut Reader<'_>, target: &Target, field: &str) {
         };
         format!(
             "each of the {instances} {who} has its own pools: default_pool_size {fitting} (with reserve_pool_size {reserve}) fits; \
-             or cap the pools with max_db_connections, or raise max_connections on the server"
+             or cap the pools with max_db_connections, lower upstream.direct_connections, or raise max_connections on the server"
         )
     } else {
-        "lower default_pool_size or reserve_pool_size, cap the pools with max_db_connections, or raise max_connections on the server"
+        "lower default_pool_size or reserve_pool_size, cap the pools with max_db_connections, lower upstream.direct_connections, or raise max_connections on the server"
             .into()
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(users: &str, pgbouncer: &str) -> Result<Target, String> {
+        let yaml = format!(
+            "version: 1\ntargets:\n  t:\n    provider: pgbouncer\n    upstream: {{ host: db, max_connections: 100 }}\n    databases: {{ a: {{}}, b: {{}} }}\n    users: {{ {users} }}\n    pgbouncer: {{ default_pool_size: 10, {pgbouncer} }}\n"
+        );
+        let config = crate::config::parse(std::path::Path::new("p.yaml"), yaml, &|_| None)
+            .map_err(|e| format!("{e:?}"))?;
+        let crate::providers::ProviderTarget::PgBouncer(t) =
+            config.targets.into_iter().next().unwrap().provider
+        else {
+            panic!("a pgbouncer target")
+        };
+        Ok(t)
+    }
+
+    #[test]
+    fn a_console_only_user_gets_no_pool() {
+        // verify's own advice: a stats user beside the app's.
+        let t = parse(
+            "app: { password: x }, mon: { password: y }",
+            "stats_users: mon",
+        )
+        .unwrap();
+        assert!(t.user("mon").unwrap().console_only);
+        assert!(!t.user("app").unwrap().console_only);
+        let budget = compute(&t);
+        assert!(budget.pools.iter().all(|p| p.user == "app"), "{budget:?}");
+        assert_eq!(budget.per_process, Some(20));
+        assert_eq!(
+            t.server_users()
+                .map(|u| u.name.as_str())
+                .collect::<Vec<_>>(),
+            ["app"]
+        );
+        // The DATABASE_URL user keeps its pool even when it is an admin.
+        let t = parse("app: { password: x }", "admin_users: app").unwrap();
+        assert!(!t.user("app").unwrap().console_only);
+        // Pool settings or `console_only: false` say it wants a pool.
+        for users in [
+            "app: { password: x }, ops: { password: y, max_user_connections: 2 }",
+            "app: { password: x }, ops: { password: y, console_only: false }",
+        ] {
+            let t = parse(users, "admin_users: ops").unwrap();
+            assert!(!t.user("ops").unwrap().console_only, "{users}");
+            assert_eq!(compute(&t).pools.len(), 4, "{users}");
+        }
+    }
+
+    #[test]
+    fn contradictions_about_console_only_are_errors() {
+        for (users, pgbouncer, said) in [
+            (
+                "app: { password: x, console_only: true }",
+                "admin_users: app",
+                "`app` cannot be console-only: DATABASE_URL logs in as it",
+            ),
+            (
+                "app: { password: x }, ops: { password: y, console_only: true }",
+                "max_client_conn: 10",
+                "`ops` is console-only but in neither admin_users nor stats_users",
+            ),
+            (
+                "app: { password: x }, ops: { password: y, console_only: true, max_user_connections: 2 }",
+                "stats_users: ops",
+                "`ops` cannot be console-only: it has the pool setting `max_user_connections`",
+            ),
+            (
+                "app: { password: x }, ops: { password: y, console_only: yes-please }",
+                "stats_users: ops",
+                "targets.t.users.ops.console_only",
+            ),
+        ] {
+            let e = parse(users, pgbouncer).unwrap_err();
+            assert!(e.contains(said), "{users}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_headroom_is_its_own_line_and_counts_in_the_sum() {
+        let t = parse("app: { password: x }", "max_client_conn: 10").unwrap();
+        let lines = compute(&t).explain(&t, 10);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l
+                    .starts_with("direct_connections 10: server slots kept free for migrations")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.last().unwrap().ends_with(
+                "= 20 <= 100 max_connections - 3 superuser_reserved_connections - 10 direct_connections = 87"
+            ),
+            "{lines:?}"
+        );
+    }
 }

@@ -75,6 +75,10 @@ pub struct Upstream {
     pub cores: Option<u32>,
     pub superuser_reserved_connections: u32,
     pub reserved_connections: u32,
+    /// `upstream.direct_connections`: server slots kept out of the pool
+    /// budget for clients that bypass PgBouncer (None: the default of
+    /// [`budget::default_direct_connections`]).
+    pub direct_connections: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +100,18 @@ pub struct User {
     pub password_at: (Span, String),
     /// `[users]` keys, in manifest order.
     pub settings: Vec<Setting>,
+    /// Listed only for the admin console (`admin_users`, `stats_users`):
+    /// it goes into userlist.txt, but gets no pool in the budget and never
+    /// logs in to PostgreSQL, so nothing (apply, verify) may try that.
+    pub console_only: bool,
+}
+
+impl User {
+    /// True when the user needs a role on PostgreSQL: it has pools, and
+    /// apply installs (and verify checks) its server login.
+    pub fn logs_in_to_server(&self) -> bool {
+        !self.console_only
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +171,12 @@ impl Target {
         self.int_setting("listen_port")
             .and_then(|p| u16::try_from(p).ok())
             .unwrap_or(6432)
+    }
+
+    /// The users with pools, that log in to PostgreSQL: every user but the
+    /// console-only ones. Whatever touches the server per user iterates these.
+    pub fn server_users(&self) -> impl Iterator<Item = &User> {
+        self.users.iter().filter(|u| u.logs_in_to_server())
     }
 
     pub fn user(&self, name: &str) -> Option<&User> {
@@ -361,9 +383,10 @@ pub fn decode(
         &upstream_host,
         upstream_port,
     );
-    let users = decode_users(reader, &mut map, facts, version);
-
-    let (url_user, url_database) = decode_url_choice(reader, &mut map, &databases, &users);
+    let declared = decode_users(reader, &mut map, facts, version);
+    let names: Vec<User> = declared.iter().map(|(u, _)| u.clone()).collect();
+    let (url_user, url_database) = decode_url_choice(reader, &mut map, &databases, &names);
+    let users = resolve_console_only(reader, declared, &user_settings, &url_user);
 
     let processes = match map.get("processes") {
         None => 1,
@@ -614,6 +637,24 @@ fn decode_upstream(reader: &mut Reader<'_>, map: &mut MapView<'_>) -> Option<Ups
             .map(|n| n as u32),
         None => Some(0),
     };
+    let direct_connections = up.get("direct_connections").and_then(|n| {
+        let field = up.field("direct_connections");
+        let direct = reader.integer(n, &field, 0, 262_143)? as u32;
+        let reserved = superuser_reserved_connections.unwrap_or(0) + reserved_connections.unwrap_or(0);
+        if let Some(max) = max_connections
+            && direct >= max.saturating_sub(reserved)
+        {
+            reader.error(
+                n.span,
+                &field,
+                format!(
+                    "direct_connections {direct} leaves no server slot for the pools: max_connections {max} - {reserved} reserved for superusers and reserved_connections = {}",
+                    max.saturating_sub(reserved)
+                ),
+            ).hint = Some("keep a few slots for migrations, cron jobs and psql, e.g. `direct_connections: 5`, or raise max_connections on the server".into());
+        }
+        Some(direct)
+    });
     up.finish(reader);
     let host = host?;
     if host.is_empty() {
@@ -632,6 +673,7 @@ fn decode_upstream(reader: &mut Reader<'_>, map: &mut MapView<'_>) -> Option<Ups
         cores,
         superuser_reserved_connections: superuser_reserved_connections?,
         reserved_connections: reserved_connections?,
+        direct_connections,
     })
 }
 
@@ -720,12 +762,88 @@ fn decode_databases(
     out
 }
 
+/// A user's `console_only:` as written: the value, where, and its field.
+type ExplicitConsoleOnly = (bool, Span, String);
+
+/// The users named in `admin_users` or `stats_users` of `settings`.
+fn console_names(settings: &[Setting]) -> Vec<&str> {
+    settings
+        .iter()
+        .filter(|s| s.name == "admin_users" || s.name == "stats_users")
+        .filter_map(|s| match &s.value {
+            SettingValue::List(items) => Some(items.iter().map(String::as_str)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Decides which users are console-only. The obvious form just works: a
+/// user named in `admin_users` or `stats_users`, that DATABASE_URL does not
+/// use, with no `[users]` pool settings and not PgBouncer's `auth_user`, is
+/// console-only. `console_only: false` gives such a user a pool anyway;
+/// `console_only: true` where the user needs a pool is an error.
+fn resolve_console_only(
+    reader: &mut Reader<'_>,
+    users: Vec<(User, Option<ExplicitConsoleOnly>)>,
+    settings: &[Setting],
+    url_user: &str,
+) -> Vec<User> {
+    let on_console = console_names(settings);
+    let auth_user = settings
+        .iter()
+        .find(|s| s.name == "auth_user")
+        .and_then(|s| s.value.as_text());
+    let mut out = Vec::with_capacity(users.len());
+    for (mut user, explicit) in users {
+        let listed = on_console.contains(&user.name.as_str());
+        // Why the user needs a pool (or a server login), if it does.
+        let needs_pool = if user.name == url_user {
+            Some("DATABASE_URL logs in as it, through a pool".to_string())
+        } else if auth_user == Some(user.name.as_str()) {
+            Some(
+                "it is PgBouncer's auth_user, which logs in to PostgreSQL to look up passwords"
+                    .to_string(),
+            )
+        } else {
+            user.settings
+                .first()
+                .map(|s| format!("it has the pool setting `{}`", s.name))
+        };
+        user.console_only = match explicit {
+            Some((false, _, _)) => false,
+            Some((true, span, field)) => {
+                let problem = match (&needs_pool, listed) {
+                    (Some(why), _) => {
+                        Some(format!("`{}` cannot be console-only: {why}", user.name))
+                    }
+                    (None, false) => Some(format!(
+                        "`{}` is console-only but in neither admin_users nor stats_users, so it could log in nowhere",
+                        user.name
+                    )),
+                    (None, true) => None,
+                };
+                if let Some(problem) = problem {
+                    reader.error(span, &field, problem).hint = Some(
+                        "console_only: true is for users that only read PgBouncer's admin console (listed in pgbouncer.admin_users or stats_users)"
+                            .into(),
+                    );
+                }
+                true
+            }
+            None => listed && needs_pool.is_none(),
+        };
+        out.push(user);
+    }
+    out
+}
+
 fn decode_users(
     reader: &mut Reader<'_>,
     map: &mut MapView<'_>,
     facts: &PgBouncerFacts,
     version: Version,
-) -> Vec<User> {
+) -> Vec<(User, Option<ExplicitConsoleOnly>)> {
     let mut out = Vec::new();
     for (key, value, entry_field) in named_entries(reader, map, "users", "user", version, facts) {
         let Some(mut entry) = reader.map(value, &entry_field) else {
@@ -735,22 +853,30 @@ fn decode_users(
         let password_field = format!("{entry_field}.password");
         let password_span = password_node.map_or(value.span, |n| n.span);
         let password = password_node.and_then(|n| reader.secret(n, &password_field));
+        let console_only = entry.get("console_only").and_then(|n| {
+            let field = format!("{entry_field}.console_only");
+            reader.boolean(n, &field).map(|b| (b, n.span, field))
+        });
         let settings = decode_section(
             reader,
             &facts.user_keys,
             entry.entries(),
             &entry_field,
             version,
-            &["password"],
+            &["password", "console_only"],
             "user key",
         );
         if let Some(password) = password {
-            out.push(User {
-                name: key.name.clone(),
-                password,
-                password_at: (password_span, password_field),
-                settings,
-            });
+            out.push((
+                User {
+                    name: key.name.clone(),
+                    password,
+                    password_at: (password_span, password_field),
+                    settings,
+                    console_only: false,
+                },
+                console_only,
+            ));
         }
     }
     out

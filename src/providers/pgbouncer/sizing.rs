@@ -33,19 +33,18 @@ pub fn recommend(target: &Target) -> (u64, String) {
     };
     let pairs = budget::compute(target).pools.len().max(1) as u64;
     let reserve = u64::try_from(target.int_setting("reserve_pool_size").unwrap_or(0)).unwrap_or(0);
-    let available = target.upstream.max_connections.map(|max| {
-        u64::from(max).saturating_sub(
-            u64::from(target.upstream.superuser_reserved_connections)
-                + u64::from(target.upstream.reserved_connections),
-        )
-    });
     let mut size = base;
-    if let Some(available) = available {
+    // The pools get the server's slots less the headroom for direct
+    // connections, so migrations and psql still find a slot.
+    if let Some(slots) = budget::slots(&target.upstream) {
+        let available = slots.for_pools;
         let fit = (available / (pairs * u64::from(instances(target)))).saturating_sub(reserve);
         if fit < size {
             size = fit.max(1);
             reason = format!(
-                "{available} server slots / ({pairs} pools x {} instances) - reserve {reserve}",
+                "{available} server slots ({} usable - {} direct_connections) / ({pairs} pools x {} instances) - reserve {reserve}",
+                slots.usable,
+                slots.direct,
                 instances(target)
             );
         }
@@ -102,19 +101,63 @@ mod tests {
             target("port: 5432", "").int_setting("default_pool_size"),
             Some(20)
         );
-        // 2 pools x 2 processes must fit in 40 - 3 = 37 slots with reserve 3: 9 - 3 = 6.
+        // 2 pools x 2 processes must fit in 40 - 3 = 37 slots less 4 for
+        // direct connections, with reserve 3: 33 / 4 - 3 = 5.
         let capped = target(
             "max_connections: 40",
             "    processes: 2\n    pgbouncer: { reserve_pool_size: 3 }\n",
         );
-        assert_eq!(capped.int_setting("default_pool_size"), Some(6));
+        assert_eq!(capped.int_setting("default_pool_size"), Some(5));
         assert!(
-            recommend(&capped)
-                .1
-                .contains("37 server slots / (2 pools x 2 instances) - reserve 3")
+            recommend(&capped).1.contains(
+                "33 server slots (37 usable - 4 direct_connections) / (2 pools x 2 instances) - reserve 3"
+            ),
+            "{}",
+            recommend(&capped).1
         );
         // What the file says wins.
         let given = target("cores: 16", "    pgbouncer: { default_pool_size: 30 }\n");
         assert_eq!(given.int_setting("default_pool_size"), Some(30));
+    }
+
+    #[test]
+    fn the_pools_leave_room_for_direct_connections() {
+        // max_connections 20: 17 usable slots. Filling them all with the pool
+        // (17 of 17) left nothing for a migration or psql.
+        let one = |extra: &str| {
+            let yaml = format!(
+                "version: 1\ntargets:\n  t:\n    provider: pgbouncer\n    upstream: {{ host: db, max_connections: 20{extra} }}\n    databases: {{ a: {{}} }}\n    users: {{ u: {{ password: x }} }}\n"
+            );
+            let config =
+                crate::config::parse(std::path::Path::new("p.yaml"), yaml, &|_| None).unwrap();
+            let crate::providers::ProviderTarget::PgBouncer(t) =
+                config.targets.into_iter().next().unwrap().provider
+            else {
+                panic!("a pgbouncer target")
+            };
+            t
+        };
+        let t = one("");
+        assert_eq!(t.int_setting("default_pool_size"), Some(14));
+        let slots = budget::slots(&t.upstream).unwrap();
+        assert_eq!((slots.usable, slots.direct, slots.for_pools), (17, 3, 14));
+        // Configurable, and 0 gives the whole server to the pools.
+        assert_eq!(
+            one(", direct_connections: 7").int_setting("default_pool_size"),
+            Some(10)
+        );
+        assert_eq!(
+            one(", direct_connections: 0").int_setting("default_pool_size"),
+            Some(17)
+        );
+    }
+
+    #[test]
+    fn the_default_headroom_is_a_tenth_at_least_three_at_most_half() {
+        use super::budget::default_direct_connections as d;
+        assert_eq!(
+            [d(2), d(7), d(17), d(37), d(97), d(997)],
+            [1, 3, 3, 4, 10, 100]
+        );
     }
 }
