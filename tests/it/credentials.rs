@@ -234,3 +234,21 @@ fn verify_fails_when_the_verifier_was_replaced_on(build: &BouncerBuild) {
     let mended = verify(&spec);
     assert_eq!(mended.code, 0, "{mended:?}");
 }
+
+#[test]
+fn apply_never_logs_in_as_a_console_only_user() {
+    for_each_pgbouncer(apply_never_logs_in_as_a_console_only_user_on);
+}
+
+fn apply_never_logs_in_as_a_console_only_user_on(build: &BouncerBuild) {
+    // `pgbadmin` is in admin_users only, and no such role exists on the
+    // server: apply must not probe or log in as it.
+    let pg = cluster_with_app();
+    let dir = scratch();
+    let mut spec = Spec::new(dir.path(), pg.port, build);
+    spec.admin = true;
+    let out = apply(&spec);
+    assert!(!out.contains("`pgbadmin`"), "{out}");
+    let text = fs::read_to_string(spec.etc("userlist.txt")).unwrap();
+    assert!(userlist_secret(&text, "pgbadmin").is_some(), "{text}");
+}

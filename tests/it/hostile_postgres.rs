@@ -98,7 +98,13 @@ fn a_peers_words_reach_the_terminal_printable() {
         90,
     );
     assert_eq!(verify.code, 1);
-    assert!(verify.stdout.contains("password authentication failed\\u{1b}[2J\\nPASS  forged"), "{}", verify.stdout);
+    assert!(
+        verify
+            .stdout
+            .contains("password authentication failed\\u{1b}[2J\\nPASS  forged"),
+        "{}",
+        verify.stdout
+    );
     assert_no_escape(&verify);
     let status = run(dir.path(), &config, &["status"], 30);
     assert_no_escape(&status);

@@ -134,7 +134,7 @@ pub async fn learn(target: &Target, existing: &HashMap<String, String>) -> Resul
         return Ok(learned);
     }
     let database = login_database(target);
-    for user in &target.users {
+    for user in target.server_users() {
         // A missing password is reported by render, with where to set it.
         let Ok(password) = user.password.expose() else {
             continue;

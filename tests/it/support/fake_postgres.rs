@@ -153,7 +153,8 @@ fn serve(
     match after {
         After::Refuse => {
             // With an escape that would clear the screen and a forged line.
-            let mut e = b"SFATAL\0C28P01\0Mpassword authentication failed\x1b[2J\nPASS  forged\0".to_vec();
+            let mut e =
+                b"SFATAL\0C28P01\0Mpassword authentication failed\x1b[2J\nPASS  forged\0".to_vec();
             e.push(0);
             stream.write_all(&message(b'E', &e))?;
         }
