@@ -22,6 +22,51 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 /// What a masked password looks like.
 pub const MASK: &str = "****";
 
+/// Why `host` is not one host a client can connect to, if it is not: the
+/// one rule for every host that enters poolwright (the config, an API's
+/// answer, the state file). Letters, digits, `-`, `.` and `_` make a name,
+/// `:` and `%` an IPv6 address with its zone id. Anything else is refused:
+/// a `,` makes libpq read a list of hosts, `/` a socket directory, `@`,
+/// `?` and `#` change what a URL means, and spaces, control and format
+/// characters forge or break lines where the host is shown.
+pub fn host_problem(host: &str) -> Option<String> {
+    if host.is_empty() {
+        return Some("the host is empty".into());
+    }
+    if host.len() > MAX_HOST_BYTES {
+        return Some(format!(
+            "the host is {} bytes long; a host name has at most {MAX_HOST_BYTES}",
+            host.len()
+        ));
+    }
+    let bad = host.chars().find(|c| !host_char(*c))?;
+    let what = match bad {
+        ',' => "`,`, which a PostgreSQL URL reads as a list of hosts".to_string(),
+        c if c.is_control() || c.is_whitespace() || !c.is_alphanumeric() && !c.is_ascii() => {
+            format!("{:?}", c.to_string())
+        }
+        c => format!("`{c}`"),
+    };
+    Some(format!(
+        "`{}` contains {what}, which is not allowed in a host",
+        crate::diagnostic::printable(host)
+    ))
+}
+
+/// The message for a host from `.poolwright-state.json` that breaks the
+/// host rule: the file is beside the config, anyone who could write it
+/// could point the URL elsewhere, so it is refused rather than used.
+pub fn learned_host_problem(what: &str, problem: &str) -> String {
+    format!("the {what} kept in .poolwright-state.json is refused: {problem}")
+}
+
+/// The longest host name DNS allows.
+const MAX_HOST_BYTES: usize = 253;
+
+fn host_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '%')
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PgUrl {
     pub scheme: String,
