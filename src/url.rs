@@ -40,16 +40,19 @@ pub fn host_problem(host: &str) -> Option<String> {
         ));
     }
     let bad = host.chars().find(|c| !host_char(*c))?;
-    let what = match bad {
-        ',' => "`,`, which a PostgreSQL URL reads as a list of hosts".to_string(),
-        c if c.is_control() || c.is_whitespace() || !c.is_alphanumeric() && !c.is_ascii() => {
-            format!("{:?}", c.to_string())
-        }
-        c => format!("`{c}`"),
+    let shown = escaped_host(host);
+    if bad == ',' {
+        return Some(format!(
+            "`{shown}` contains `,`, which a PostgreSQL URL reads as a list of hosts"
+        ));
+    }
+    let bad = if bad.is_control() || bad.is_whitespace() || !bad.is_ascii() {
+        format!("{:?}", bad.to_string())
+    } else {
+        format!("`{bad}`")
     };
     Some(format!(
-        "`{}` contains {what}, which is not allowed in a host",
-        crate::diagnostic::printable(host)
+        "`{shown}` contains {bad}, which is not allowed in a host"
     ))
 }
 
@@ -58,6 +61,22 @@ pub fn host_problem(host: &str) -> Option<String> {
 /// could point the URL elsewhere, so it is refused rather than used.
 pub fn learned_host_problem(what: &str, problem: &str) -> String {
     format!("the {what} kept in .poolwright-state.json is refused: {problem}")
+}
+
+/// `host` for a message: control characters escaped as `printable` does,
+/// other invisible or line-breaking ones (U+2028, bidi overrides) as
+/// `\u{..}`, so the message shows what the host holds.
+fn escaped_host(host: &str) -> String {
+    crate::diagnostic::printable(host)
+        .chars()
+        .map(|c| {
+            if c.is_ascii() || c.is_alphanumeric() {
+                c.to_string()
+            } else {
+                c.escape_unicode().to_string()
+            }
+        })
+        .collect()
 }
 
 /// The longest host name DNS allows.
@@ -335,6 +354,50 @@ mod tests {
             "jdbc:postgresql://h/d?user=u&password=****&ssl=1"
         );
         assert_eq!(mask_in_text("host=h password=x"), "host=h password=****");
+    }
+
+    #[test]
+    fn one_host_rule() {
+        for good in [
+            "db.example",
+            "10.0.0.1",
+            "::1",
+            "fe80::1%eth0",
+            "my_host-1",
+            "bücher.example",
+        ] {
+            assert_eq!(host_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "a,b",
+            "a b",
+            "a/b",
+            "a?b",
+            "a#b",
+            "a@b",
+            "a\0b",
+            "a\u{1b}[2J",
+            "a\nb",
+            "a\u{2028}b",
+            "a\u{202e}b",
+            "a\u{200b}b",
+            "[::1]",
+        ] {
+            let problem = host_problem(bad).expect(bad);
+            assert!(
+                !problem.chars().any(|c| c.is_control()
+                    || c == '\u{2028}'
+                    || c == '\u{202e}'
+                    || c == '\u{200b}'),
+                "shown raw: {problem:?}"
+            );
+        }
+        assert!(
+            host_problem(&"a".repeat(254))
+                .unwrap()
+                .contains("254 bytes")
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn pooled_host(direct: &str) -> String {
 /// The host of a `postgresql://...@host[:port]/db` URI.
 pub fn uri_host(uri: &str) -> Option<String> {
     let rest = uri.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
+    let authority = rest.split(['/', '?', '#']).next()?;
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = host_port.split(':').next()?;
     (!host.is_empty()).then(|| host.to_string())

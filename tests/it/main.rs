@@ -20,6 +20,9 @@ mod fuzz_properties;
 mod fuzz_regressions;
 /// tests/golden/<case>/: a config and the exact files it renders.
 mod golden;
+/// Hostile APIs, state files and shared directories: no redirect followed,
+/// capped bodies, masked and printable errors, one host rule, whose config.
+mod hostile_peers;
 /// tests/invalid/<case>/: a bad config and the exact message it gets.
 mod invalid;
 /// Managed poolers: Supabase, Neon (mock APIs: wiremock and Prism on the published specs), manifest-only providers.

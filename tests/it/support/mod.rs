@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test module uses a different part
 
 pub mod fault_server;
+pub mod hostile_http;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
