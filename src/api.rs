@@ -35,6 +35,12 @@ const DEFAULT_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Connecting gets at most this long, however long an attempt may take.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of an answer poolwright reads, error answers included. The
+/// answers it asks for are a few KiB; a server sending gigabytes would
+/// otherwise take that much memory.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The most of an error answer shown in a message, in characters.
+const SHOWN_BODY_CHARS: usize = 200;
 
 /// How long to wait for an API and how often to try: the defaults, or what
 /// POOLWRIGHT_HTTP_TIMEOUT, _ATTEMPTS and _BACKOFF say (for slow networks,
@@ -151,12 +157,16 @@ pub struct Api {
 
 /// What one attempt came to.
 enum Attempt {
-    /// A complete answer: status, `Retry-After` (in seconds), body.
+    /// A complete answer: status, `Retry-After` (in seconds), `Location`
+    /// (of a redirect), body.
     Answer {
         status: u16,
         retry_after: Option<Duration>,
+        location: Option<String>,
         body: String,
     },
+    /// An answer longer than [`MAX_BODY_BYTES`]: not worth asking again.
+    TooLarge,
     /// No complete answer: refused, timed out, or broken off.
     Broken(reqwest::Error),
 }
@@ -204,6 +214,11 @@ impl Api {
             .timeout(self.timeout)
             .connect_timeout(self.timeout.min(MAX_CONNECT_TIMEOUT))
             .user_agent(concat!("poolwright/", env!("CARGO_PKG_VERSION")))
+            // The APIs answer where they are asked. Following a redirect
+            // could carry the token to another host (reqwest drops it on
+            // the cross-host hop, but a further same-host hop there gets it
+            // back), so a 3xx is an error instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::message(format!("cannot set up an HTTP client: {e}")))
     }
@@ -261,22 +276,34 @@ impl Api {
             Err(e) => return Attempt::Broken(e),
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let location = header("location");
         // The body is part of the attempt: an answer cut off mid-body (a
         // reset, a proxy timing out) is as broken as no answer at all.
-        match response.text().await {
-            Ok(body) => Attempt::Answer {
+        match read_capped(response).await {
+            Ok(Some(body)) => Attempt::Answer {
                 status,
                 retry_after,
+                location,
                 body,
             },
+            Ok(None) => Attempt::TooLarge,
             Err(e) => Attempt::Broken(e),
         }
+    }
+
+    /// `body` fit to be shown: the token masked, control characters
+    /// escaped, cut to a few lines' worth.
+    fn shown(&self, body: &str) -> String {
+        shown_body(body, &self.token)
     }
 
     /// The result of the last attempt (the `attempts`th).
@@ -292,9 +319,22 @@ impl Api {
         } else {
             format!("{attempts} attempts")
         };
-        let (status, body) = match outcome {
-            Attempt::Answer { status, body, .. } => (status, body),
+        let (status, location, body) = match outcome {
+            Attempt::Answer {
+                status,
+                location,
+                body,
+                ..
+            } => (status, location, body),
             Attempt::Broken(e) => return Err(self.broken(&e, path, &tries)),
+            Attempt::TooLarge => {
+                return Err(Error::message(format!(
+                    "{} answered GET {path} with more than {} MiB; poolwright reads at most that much",
+                    self.name,
+                    MAX_BODY_BYTES / (1024 * 1024)
+                ))
+                .with_hint("check that the API URL points at the provider's API"));
+            }
         };
         match status {
             200..=299 => serde_json::from_str(&body).map_err(|e| {
@@ -303,6 +343,13 @@ impl Api {
                     self.name
                 ))
             }),
+            300..=399 => Err(Error::message(format!(
+                "{} redirected GET {path} ({status}) to `{}`; poolwright does not follow \
+                 redirects from an API, and the token was not sent there",
+                self.name,
+                self.shown(location.as_deref().unwrap_or("nowhere"))
+            ))
+            .with_hint("check the API URL (--api-url or the provider's _API_URL variable)")),
             401 => Err(Error::message(format!(
                 "{} refused the token in {} (401 Unauthorized)",
                 self.name, self.token_var
@@ -324,7 +371,7 @@ impl Api {
             500.. => Err(Error::message(format!(
                 "{} answered {status} for {path} ({tries}): {}",
                 self.name,
-                short(&body)
+                self.shown(&body)
             ))
             .with_hint(format!(
                 "an error on the provider's side: run it again later (nothing was written), \
@@ -333,7 +380,7 @@ impl Api {
             _ => Err(Error::message(format!(
                 "{} answered {status} for {path}: {}",
                 self.name,
-                short(&body)
+                self.shown(&body)
             ))),
         }
     }
@@ -425,11 +472,46 @@ fn without_url(e: &reqwest::Error) -> String {
 
 fn short(body: &str) -> String {
     let body = body.trim();
-    if body.chars().count() > 200 {
-        format!("{}...", body.chars().take(200).collect::<String>())
+    if body.chars().count() > SHOWN_BODY_CHARS {
+        format!(
+            "{}...",
+            body.chars().take(SHOWN_BODY_CHARS).collect::<String>()
+        )
     } else {
         body.to_string()
     }
+}
+
+/// Text from an API answer (a body, a `Location`), fit for a message: an
+/// echo of the token masked, control characters (ESC, line breaks)
+/// escaped, and cut short.
+pub fn shown_body(body: &str, token: &str) -> String {
+    let masked = if token.is_empty() {
+        body.to_string()
+    } else {
+        body.replace(token, crate::url::MASK)
+    };
+    crate::diagnostic::printable(&short(&masked))
+}
+
+/// Reads the body in chunks, stopping past [`MAX_BODY_BYTES`] (None then).
+/// Not valid UTF-8 is read lossily: it is either JSON, which must be UTF-8,
+/// or an error text to show.
+async fn read_capped(mut response: reqwest::Response) -> Result<Option<String>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
 }
 
 #[cfg(test)]

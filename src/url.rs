@@ -22,6 +22,70 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 /// What a masked password looks like.
 pub const MASK: &str = "****";
 
+/// Why `host` is not one host a client can connect to, if it is not: the
+/// one rule for every host that enters poolwright (the config, an API's
+/// answer, the state file). Letters, digits, `-`, `.` and `_` make a name,
+/// `:` and `%` an IPv6 address with its zone id. Anything else is refused:
+/// a `,` makes libpq read a list of hosts, `/` a socket directory, `@`,
+/// `?` and `#` change what a URL means, and spaces, control and format
+/// characters forge or break lines where the host is shown.
+pub fn host_problem(host: &str) -> Option<String> {
+    if host.is_empty() {
+        return Some("the host is empty".into());
+    }
+    if host.len() > MAX_HOST_BYTES {
+        return Some(format!(
+            "the host is {} bytes long; a host name has at most {MAX_HOST_BYTES}",
+            host.len()
+        ));
+    }
+    let bad = host.chars().find(|c| !host_char(*c))?;
+    let shown = escaped_host(host);
+    if bad == ',' {
+        return Some(format!(
+            "`{shown}` contains `,`, which a PostgreSQL URL reads as a list of hosts"
+        ));
+    }
+    let bad = if bad.is_control() || bad.is_whitespace() || !bad.is_ascii() {
+        format!("{:?}", bad.to_string())
+    } else {
+        format!("`{bad}`")
+    };
+    Some(format!(
+        "`{shown}` contains {bad}, which is not allowed in a host"
+    ))
+}
+
+/// The message for a host from `.poolwright-state.json` that breaks the
+/// host rule: the file is beside the config, anyone who could write it
+/// could point the URL elsewhere, so it is refused rather than used.
+pub fn learned_host_problem(what: &str, problem: &str) -> String {
+    format!("the {what} kept in .poolwright-state.json is refused: {problem}")
+}
+
+/// `host` for a message: control characters escaped as `printable` does,
+/// other invisible or line-breaking ones (U+2028, bidi overrides) as
+/// `\u{..}`, so the message shows what the host holds.
+fn escaped_host(host: &str) -> String {
+    crate::diagnostic::printable(host)
+        .chars()
+        .map(|c| {
+            if c.is_ascii() || c.is_alphanumeric() {
+                c.to_string()
+            } else {
+                c.escape_unicode().to_string()
+            }
+        })
+        .collect()
+}
+
+/// The longest host name DNS allows.
+const MAX_HOST_BYTES: usize = 253;
+
+fn host_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '%')
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PgUrl {
     pub scheme: String,
@@ -290,6 +354,50 @@ mod tests {
             "jdbc:postgresql://h/d?user=u&password=****&ssl=1"
         );
         assert_eq!(mask_in_text("host=h password=x"), "host=h password=****");
+    }
+
+    #[test]
+    fn one_host_rule() {
+        for good in [
+            "db.example",
+            "10.0.0.1",
+            "::1",
+            "fe80::1%eth0",
+            "my_host-1",
+            "bücher.example",
+        ] {
+            assert_eq!(host_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "a,b",
+            "a b",
+            "a/b",
+            "a?b",
+            "a#b",
+            "a@b",
+            "a\0b",
+            "a\u{1b}[2J",
+            "a\nb",
+            "a\u{2028}b",
+            "a\u{202e}b",
+            "a\u{200b}b",
+            "[::1]",
+        ] {
+            let problem = host_problem(bad).expect(bad);
+            assert!(
+                !problem.chars().any(|c| c.is_control()
+                    || c == '\u{2028}'
+                    || c == '\u{202e}'
+                    || c == '\u{200b}'),
+                "shown raw: {problem:?}"
+            );
+        }
+        assert!(
+            host_problem(&"a".repeat(254))
+                .unwrap()
+                .contains("254 bytes")
+        );
     }
 
     #[test]

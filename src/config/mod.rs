@@ -98,11 +98,82 @@ pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
         ))
         .with_hint("create one with `poolwright init`, or name it with `--config FILE`")
     })?;
+    refuse_untrusted(&found)?;
     // Show it relative to where the user is, as they would type it.
     Ok(found
         .strip_prefix(cwd)
         .map(Path::to_path_buf)
         .unwrap_or(found))
+}
+
+/// Refuses a found config that someone else could have put there, as git's
+/// `safe.directory` does: a config names hosts and `${VAR}`s, so one left
+/// in a shared parent directory (`/tmp`) by another user would send this
+/// user's secrets to that user's host. Trusted are the user's own files
+/// and root's, in directories that the user or root owns and that nobody
+/// else can write to (a world-writable one only with the sticky bit).
+/// `--config` is an explicit choice and is not checked.
+fn refuse_untrusted(found: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let trusted_owner = |uid: u32| uid == me || uid == 0;
+    let refuse = |what: String| {
+        Error::message(format!(
+            "not using {}, found by looking up from the working directory: {what}",
+            crate::diagnostic::printable(&found.display().to_string())
+        ))
+        .with_hint(format!(
+            "someone else may have put it there; to use it on purpose, name it with `--config {}`",
+            crate::diagnostic::printable(&found.display().to_string())
+        ))
+    };
+    // The file itself and, when it is a symlink, the link: either could
+    // be someone else's.
+    for meta in [std::fs::symlink_metadata(found), std::fs::metadata(found)]
+        .into_iter()
+        .flatten()
+    {
+        if !trusted_owner(meta.uid()) {
+            return Err(refuse(format!(
+                "it is owned by {}, not by you or root",
+                user_name(meta.uid())
+            )));
+        }
+    }
+    let dir = found.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if let Ok(meta) = std::fs::metadata(dir) {
+        if !trusted_owner(meta.uid()) {
+            return Err(refuse(format!(
+                "its directory is owned by {}, not by you or root",
+                user_name(meta.uid())
+            )));
+        }
+        let world_writable = meta.mode() & 0o002 != 0;
+        let sticky = meta.mode() & 0o1000 != 0;
+        if world_writable && !sticky {
+            return Err(refuse(
+                "its directory is writable by everyone (and not sticky), so anyone could have put it there"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `user `name` (uid N)`, or `uid N` for a uid without a name.
+fn user_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!(
+            "user `{}` (uid {uid})",
+            crate::diagnostic::printable(&u.name)
+        ),
+        _ => format!("uid {uid}"),
+    }
 }
 
 /// Reads and checks the config at `path`; messages call it `shown_as`

@@ -238,22 +238,14 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A host apps put in a URL: a string that libpq reads back as one host
+    /// A host apps put in a URL: one host, by [`crate::url::host_problem`]
     /// (an empty host means "the local socket", and a `,` makes a list of
     /// hosts even when percent-encoded).
     pub fn url_host(&mut self, node: &Node, field: &str) -> Option<String> {
         let host = self.string(node, field)?;
-        if host.is_empty() {
-            self.error(node.span, field, "the host is empty");
-            return None;
-        }
-        if host.contains(',') {
-            self.error(
-                node.span,
-                field,
-                format!("`{host}` contains `,`, which a PostgreSQL URL reads as a list of hosts"),
-            )
-            .hint = Some("give the one host name apps connect to".into());
+        if let Some(problem) = crate::url::host_problem(&host) {
+            self.error(node.span, field, problem).hint =
+                Some("give the one host name apps connect to".into());
             return None;
         }
         Some(host)

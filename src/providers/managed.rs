@@ -188,6 +188,8 @@ pub fn decode(
     let before = reader.problems.len();
     let mut values = BTreeMap::new();
     let mut password = None;
+    // Where each field was given, for a message about a host made of it.
+    let mut spans = BTreeMap::new();
     for f in &facts.fields {
         let key = f.name.as_str();
         let node = if f.required && f.default.is_none() {
@@ -196,6 +198,9 @@ pub fn decode(
             map.get(key)
         };
         let field = map.field(key);
+        if let Some(n) = node {
+            spans.insert(f.name.clone(), (n.span, field.clone()));
+        }
         match (node, f.secret) {
             (Some(n), true) => password = reader.secret(n, &field),
             (Some(n), false) if !f.choices.is_empty() => {
@@ -218,6 +223,7 @@ pub fn decode(
     }
     let span = map.span;
     map.finish(reader);
+    let mut refused_hosts = Vec::new();
     for (what, e) in [("pooled", &facts.pooled), ("direct", &facts.direct)] {
         let port = fill(&e.port, &values);
         if port.parse::<u16>().map_or(true, |p| p == 0)
@@ -230,6 +236,25 @@ pub fn decode(
                 &format!("targets.{name}"),
                 format!("the {what} port `{port}` is not a port number"),
             );
+        }
+        // The host is made of the target's fields: the one host rule,
+        // told at the field that went into it.
+        let host = fill(&e.host, &values);
+        let fields = placeholders(&e.host);
+        if let Some(problem) = crate::url::host_problem(&host)
+            && fields.iter().all(|p| values.contains_key(*p))
+            && !refused_hosts.contains(&host)
+        {
+            let (at, field) = fields
+                .iter()
+                .find_map(|p| spans.get(*p).cloned())
+                .unwrap_or((span, format!("targets.{name}")));
+            reader.error(
+                at,
+                &field,
+                format!("the {what} host is not one host: {problem}"),
+            );
+            refused_hosts.push(host);
         }
     }
     if reader.problems.len() > before {

@@ -22,7 +22,7 @@ use crate::api::Api;
 use crate::config::reader::{MapView, Reader, Secret};
 use crate::drivers::PoolerTraits;
 use crate::error::Error;
-use crate::url::PgUrl;
+use crate::url::{PgUrl, host_problem, learned_host_problem};
 
 pub const API_URL: &str = "https://console.neon.tech/api/v2";
 pub const TOKEN_VAR: &str = "NEON_API_KEY";
@@ -53,7 +53,7 @@ pub fn pooled_host(direct: &str) -> String {
 /// The host of a `postgresql://...@host[:port]/db` URI.
 pub fn uri_host(uri: &str) -> Option<String> {
     let rest = uri.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
+    let authority = rest.split(['/', '?', '#']).next()?;
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = host_port.split(':').next()?;
     (!host.is_empty()).then(|| host.to_string())
@@ -138,6 +138,15 @@ impl Target {
                     api.name
                 ))
             })?;
+            // The same host rule as the config's: an API's answer goes
+            // into URLs and the state file, and nothing is kept when it fails.
+            if let Some(problem) = host_problem(&host) {
+                return Err(Error::message(format!(
+                    "{} answered connection_uri for {project} with a host that is not one host: {problem}",
+                    api.name
+                ))
+                .with_hint("nothing was stored; name the endpoint with `endpoint:` and `region:` in poolwright.yaml"));
+            }
             hosts.push(host);
         }
         let direct = hosts.pop().expect("two answers");
@@ -205,7 +214,21 @@ pub fn decode(
     let database = map
         .require("database", reader)
         .and_then(|n| reader.string(n, &map.field("database")));
+    let span = map.span;
     map.finish(reader);
+    if let Some((pooled, direct)) = learned
+        && let Some(problem) = host_problem(pooled).or_else(|| host_problem(direct))
+    {
+        reader
+            .error(
+                span,
+                &format!("targets.{name}"),
+                learned_host_problem("endpoint host", &problem),
+            )
+            .hint = Some(format!(
+            "remove it from .poolwright-state.json and run `poolwright apply {name}` again"
+        ));
+    }
     if let Some(e) = &endpoint
         && !e.starts_with("ep-")
     {

@@ -15,7 +15,7 @@ use crate::api::Api;
 use crate::config::reader::{MapView, Reader, Secret};
 use crate::drivers::PoolerTraits;
 use crate::error::Error;
-use crate::url::PgUrl;
+use crate::url::{PgUrl, host_problem, learned_host_problem};
 
 /// The Management API's public address.
 pub const API_URL: &str = "https://api.supabase.com";
@@ -88,12 +88,22 @@ impl Target {
         let body = api
             .get(&path, &[], &format!("project `{}`", self.project_ref))
             .await?;
-        primary_host(&body).ok_or_else(|| {
+        let host = primary_host(&body).ok_or_else(|| {
             Error::message(format!(
                 "{} returned no PRIMARY pooler for project `{}`",
                 api.name, self.project_ref
             ))
-        })
+        })?;
+        // What an API answers goes into URLs and the state file: the same
+        // host rule as the config's, and nothing is kept when it fails.
+        if let Some(problem) = host_problem(&host) {
+            return Err(Error::message(format!(
+                "{} answered a pooler host for project `{}` that is not one host: {problem}",
+                api.name, self.project_ref
+            ))
+            .with_hint("nothing was stored; set `pooler_host` in poolwright.yaml to the host Supabase's dashboard shows"));
+        }
+        Ok(host)
     }
 }
 
@@ -150,8 +160,24 @@ pub fn decode(
     };
     let configured = map
         .get("pooler_host")
-        .and_then(|n| reader.string(n, &map.field("pooler_host")));
+        .and_then(|n| reader.url_host(n, &map.field("pooler_host")));
+    let span = map.span;
     map.finish(reader);
+    let learned = learned.filter(|h| match host_problem(h) {
+        None => true,
+        Some(problem) => {
+            reader
+                .error(
+                    span,
+                    &format!("targets.{name}.pooler_host"),
+                    learned_host_problem("pooler host", &problem),
+                )
+                .hint = Some(format!(
+                "remove it from .poolwright-state.json and run `poolwright apply {name}` again, or set `pooler_host`"
+            ));
+            false
+        }
+    });
     let pooler_host = configured
         .map(|h| (h, Source::Config))
         .or_else(|| learned.map(|h| (h.to_string(), Source::State)));

@@ -22,6 +22,9 @@ mod fuzz_properties;
 mod fuzz_regressions;
 /// tests/golden/<case>/: a config and the exact files it renders.
 mod golden;
+/// Hostile APIs, state files and shared directories: no redirect followed,
+/// capped bodies, masked and printable errors, one host rule, whose config.
+mod hostile_peers;
 /// A hostile PostgreSQL or PgBouncer: bounded queries, no clear-text password, no oversized message.
 mod hostile_postgres;
 /// tests/invalid/<case>/: a bad config and the exact message it gets.

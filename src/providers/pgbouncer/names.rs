@@ -16,6 +16,54 @@ fn plain_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
 }
 
+/// A character that some reader takes as a line break or that is invisible
+/// (Unicode's Cc, Zl, Zp and Cf categories): YAML reads U+0085, U+2028 and
+/// U+2029 as line breaks in the Kubernetes ConfigMap, and format characters
+/// (bidi overrides, zero-width ones) make a name look like another.
+pub fn is_line_or_format_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c as u32,
+            0x2028 | 0x2029 // Zl, Zp
+                | 0x00AD
+                | 0x0600..=0x0605
+                | 0x061C
+                | 0x06DD
+                | 0x070F
+                | 0x0890..=0x0891
+                | 0x08E2
+                | 0x180E
+                | 0x200B..=0x200F
+                | 0x202A..=0x202E
+                | 0x2060..=0x2064
+                | 0x2066..=0x206F
+                | 0xFEFF
+                | 0xFFF9..=0xFFFB
+                | 0x110BD
+                | 0x110CD
+                | 0x13430..=0x1343F
+                | 0x1BCA0..=0x1BCA3
+                | 0x1D173..=0x1D17A
+                | 0xE0001
+                | 0xE0020..=0xE007F
+        )
+}
+
+/// `name` for a message: line and format characters escaped (`\u{2028}`),
+/// so the message shows them instead of breaking or reordering its line.
+fn shown_name(name: &str) -> String {
+    crate::diagnostic::printable(name)
+        .chars()
+        .map(|c| {
+            if is_line_or_format_char(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// True when `name` can be written as an ini key without quotes.
 pub fn is_plain_key(name: &str) -> bool {
     !name.is_empty() && name.chars().all(plain_key_char)
@@ -60,24 +108,24 @@ pub fn check(
     if version >= quoted_keys_since {
         // 1.25 quotes such keys with '...', which has no escape for `'`; a
         // comma would split admin_users; control characters break lines.
-        let unquotable = |c: char| c == '\'' || c == ',' || c == '"' || c.is_control();
+        let unquotable = |c: char| c == '\'' || c == ',' || c == '"' || is_line_or_format_char(c);
         let Some(bad) = name.chars().find(|c| unquotable(*c)) else {
             return Ok(());
         };
         // Name the character that is refused, not the first one that needs quotes.
-        let shown = if bad.is_control() {
+        let shown = if is_line_or_format_char(bad) {
             format!("{:?}", bad.to_string())
         } else {
             format!("`{bad}`")
         };
         return Err(format!(
             "the {what} name `{}` contains {shown}, which PgBouncer {version} cannot take in a name",
-            crate::diagnostic::printable(name)
+            shown_name(name)
         ));
     }
     Err(format!(
         "the {what} name `{}` contains {shown}; PgBouncer {version} accepts only letters, digits, `_`, `.` and `-` in names",
-        crate::diagnostic::printable(name)
+        shown_name(name)
     ))
 }
 
@@ -126,6 +174,20 @@ mod tests {
         assert!(check("it's", "database", V125, V125).is_err());
         assert!(check("a,b", "user", V125, V125).is_err());
         assert!(check("a\nb", "user", V125, V125).is_err());
+        // Line and format characters: YAML line breaks, bidi overrides,
+        // zero-width and byte-order marks.
+        for bad in [
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "a\u{85}b",
+            "a\u{202e}b",
+            "a\u{200b}b",
+            "\u{feff}a",
+        ] {
+            let e = check(bad, "user", V125, V125).unwrap_err();
+            assert!(e.contains("cannot take"), "{bad:?}: {e}");
+            assert!(!e.chars().any(is_line_or_format_char), "shown raw: {e:?}");
+        }
         assert!(
             check("say \"hi\"", "user", V125, V125)
                 .unwrap_err()

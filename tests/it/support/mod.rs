@@ -4,6 +4,7 @@
 
 pub mod fake_postgres;
 pub mod fault_server;
+pub mod hostile_http;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
