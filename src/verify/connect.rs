@@ -143,6 +143,8 @@ pub struct Session {
     place: String,
     /// Why the connection ended, when it ended with an error.
     broken: Arc<Mutex<Option<String>>>,
+    /// The first query that timed out, if one did.
+    timed_out: Mutex<Option<String>>,
 }
 
 impl Session {
@@ -170,6 +172,7 @@ impl Session {
     /// Runs `sql` with the simple query protocol: no named statement, so it
     /// works through any pooler mode and PgBouncer's admin console.
     pub async fn table(&self, sql: &str) -> Result<Table, String> {
+        self.alive()?;
         let messages = tokio::time::timeout(self.timeout, self.client.simple_query(sql))
             .await
             .map_err(|_| self.silent(sql))?
@@ -193,19 +196,33 @@ impl Session {
 
     /// Runs statements that return no rows, bounded like every query.
     pub async fn execute(&self, sql: &str) -> Result<(), String> {
+        self.alive()?;
         tokio::time::timeout(self.timeout, self.client.batch_execute(sql))
             .await
             .map_err(|_| self.silent(sql))?
             .map_err(|e| self.query_error(&e))
     }
 
+    /// A peer that let one query time out gets no more of our time: later
+    /// queries on the session fail at once with the same words.
     fn silent(&self, sql: &str) -> String {
         let what = sql.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-        format!(
+        let text = format!(
             "timeout: {} did not answer `{what} ...` within {} s",
             self.place,
             self.timeout.as_secs_f64()
-        )
+        );
+        if let Ok(mut s) = self.timed_out.lock() {
+            s.get_or_insert_with(|| text.clone());
+        }
+        text
+    }
+
+    fn alive(&self) -> Result<(), String> {
+        match self.timed_out.lock().ok().and_then(|s| s.clone()) {
+            Some(text) => Err(text),
+            None => Ok(()),
+        }
     }
 
     /// The first column of the first row of `sql`.
@@ -415,5 +432,6 @@ pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Session, 
         timeout,
         place,
         broken,
+        timed_out: Mutex::new(None),
     })
 }

@@ -158,6 +158,25 @@ fn a_pooler_that_goes_silent_after_the_login_ends_status_in_bounded_time() {
 }
 
 #[test]
+fn a_pooler_that_goes_silent_after_the_login_ends_verify_with_the_bound_named() {
+    let pooler = FakePostgres::start(Login::Trust, After::Silent);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), pooler.port, pooler.port);
+    let verify = run(
+        dir.path(),
+        &config,
+        &["verify", "prod", "--connections", "2", "--samples", "1"],
+        150,
+    );
+    assert_eq!(verify.code, 1, "{verify:?}");
+    assert!(
+        verify.stdout.contains("did not answer `") && verify.stdout.contains("within 10 s"),
+        "{}",
+        verify.stdout
+    );
+}
+
+#[test]
 fn a_server_that_goes_silent_at_alter_role_ends_apply_with_the_bound_named() {
     let upstream = FakePostgres::start(Login::Md5, After::Silent);
     let dir = tempfile::tempdir().unwrap();
