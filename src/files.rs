@@ -52,8 +52,14 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// Writes `bytes` to `path` atomically with exactly `mode`.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, owner: Owner) -> std::io::Result<()> {
+/// A temporary file in `path`'s directory holding `bytes` with exactly
+/// `mode` and `owner`, flushed to disk, ready to be given its name.
+fn prepared<'p>(
+    path: &'p Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Owner,
+) -> std::io::Result<(tempfile::NamedTempFile, &'p Path)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -71,11 +77,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, owner: Owner) -> std::
         std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid))?;
     }
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    // Make the rename itself durable.
+    Ok((tmp, dir))
+}
+
+/// Makes the rename into `dir` itself durable (best effort).
+fn sync_dir(dir: &Path) {
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
+}
+
+/// Writes `bytes` to `path` atomically with exactly `mode`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, owner: Owner) -> std::io::Result<()> {
+    let (tmp, dir) = prepared(path, bytes, mode, owner)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Like [`write_atomic`], but only where nothing has that name yet: an
+/// existing file is never replaced (`AlreadyExists`), even by a run that
+/// races this one.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let (tmp, dir) = prepared(path, bytes, mode, None)?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    sync_dir(dir);
     Ok(())
 }
 
@@ -91,7 +117,7 @@ pub fn write_if_changed(
 ) -> std::io::Result<Written> {
     match fs::metadata(path) {
         Ok(meta) => {
-            if fs::read(path)? == bytes {
+            if read_host_file(path)?.as_deref() == Some(bytes) {
                 if let Some(dir) = path.parent() {
                     remove_stale_temporaries(dir);
                 }
@@ -118,20 +144,59 @@ pub fn write_if_changed(
     }
 }
 
+/// The most poolwright reads back of any file on the host that it did not
+/// just write itself in this run (its state, hand-edit records, rendered
+/// files, `.env`, templates, manifests): far above any real one, far below
+/// what would exhaust memory when a path names `/dev/zero` or a huge file.
+pub const HOST_FILE_CAP: u64 = 16 * 1024 * 1024;
+
+/// What a file that is not a regular one is, for an error message.
+fn kind_of(file_type: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn not_regular(file_type: fs::FileType) -> std::io::Error {
+    let kind = kind_of(file_type);
+    let text = if kind.starts_with("not") {
+        kind.to_string()
+    } else {
+        format!("is {kind}, not a regular file")
+    };
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, text)
+}
+
 /// The bytes of `path`, which must be a regular file of at most `cap` bytes.
-/// Opened with O_NONBLOCK, so a FIFO put in its place cannot hang the run,
-/// and the type is checked on the opened file, so a link to a device is
-/// refused rather than read without end.
+/// The type is checked before opening (so a device is never opened) and
+/// again on the opened file (so a swap in between is caught); the open uses
+/// O_NONBLOCK, so a FIFO put in its place cannot hang the run, and the read
+/// stops after `cap` bytes whatever the size claimed.
 pub fn read_regular_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     use std::io::{Error, ErrorKind, Read as _};
     use std::os::unix::fs::OpenOptionsExt as _;
+    let before = fs::metadata(path)?;
+    if !before.is_file() {
+        return Err(not_regular(before.file_type()));
+    }
     let file = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
         .open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(Error::new(ErrorKind::InvalidInput, "is not a regular file"));
+        return Err(not_regular(meta.file_type()));
     }
     let too_long = |n: u64| {
         Error::new(
@@ -148,6 +213,27 @@ pub fn read_regular_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
         return Err(too_long(bytes.len() as u64));
     }
     Ok(bytes)
+}
+
+/// A host file's bytes (see [`HOST_FILE_CAP`]); `None` when it does not
+/// exist. Anything else that is not a small regular file is an error.
+pub fn read_host_file(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match read_regular_capped(path, HOST_FILE_CAP) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`read_host_file`] for text: bytes that are not UTF-8 are an error.
+pub fn read_host_text(path: &Path) -> std::io::Result<Option<String>> {
+    read_host_file(path)?
+        .map(|bytes| {
+            String::from_utf8(bytes).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "is not UTF-8 text")
+            })
+        })
+        .transpose()
 }
 
 #[cfg(test)]
@@ -217,5 +303,35 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         write_if_changed(&path, b"new", 0o600, None, true).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+    }
+
+    #[test]
+    fn special_files_are_refused_at_once_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("state.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = read_host_file(&fifo).unwrap_err();
+        assert_eq!(e.to_string(), "is a FIFO (named pipe), not a regular file");
+        let zero = dir.path().join("userlist.txt");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let e = read_host_text(&zero).unwrap_err();
+        assert_eq!(e.to_string(), "is a character device, not a regular file");
+        let e = write_if_changed(&zero, b"x", 0o600, None, true).unwrap_err();
+        assert!(e.to_string().contains("character device"), "{e}");
+        assert_eq!(
+            read_host_file(&dir.path().join("absent")).unwrap(),
+            None,
+            "a missing file is no error"
+        );
+    }
+
+    #[test]
+    fn a_read_stops_at_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        fs::write(&path, vec![b'x'; 100]).unwrap();
+        let e = read_regular_capped(&path, 99).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(read_regular_capped(&path, 100).unwrap().len(), 100);
     }
 }

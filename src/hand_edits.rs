@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::files::write_atomic;
+use crate::files::{read_host_file, write_atomic, write_new};
 
 /// The record's file name, in each directory poolwright writes into.
 // No `.json` ending: `kubectl apply -f DIR` reads every .json and .yaml
@@ -87,8 +87,9 @@ fn name_of(path: &Path) -> String {
 fn read_record(dir: &Path) -> Record {
     // An unreadable or damaged record protects nothing: every existing file
     // then counts as not ours, which errs on the side of asking.
-    fs::read(dir.join(RECORD_NAME))
+    read_host_file(&dir.join(RECORD_NAME))
         .ok()
+        .flatten()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default()
 }
@@ -97,19 +98,29 @@ fn write_record(dir: &Path, record: &Record) -> std::io::Result<()> {
     let mut text = serde_json::to_string_pretty(record).expect("a record serialises");
     text.push('\n');
     let path = dir.join(RECORD_NAME);
-    if fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+    if read_host_file(&path).is_ok_and(|old| old.as_deref() == Some(text.as_bytes())) {
         return Ok(());
     }
     write_atomic(&path, text.as_bytes(), 0o600, None)
 }
 
-/// The existing files among `planned` that may not be replaced.
-fn conflicts(planned: &[Planned<'_>]) -> Vec<Conflict> {
+/// The existing files among `planned` that may not be replaced. A path
+/// that holds something other than a small regular file (a FIFO, a link to
+/// a device) is an error: poolwright neither reads it nor replaces it.
+fn conflicts(planned: &[Planned<'_>]) -> Result<Vec<Conflict>, Error> {
     let mut records: BTreeMap<PathBuf, Record> = BTreeMap::new();
     let mut found = Vec::new();
     for file in planned {
-        let Ok(current) = fs::read(&file.path) else {
-            continue; // absent (or unreadable: the write reports that)
+        let current = match read_host_file(&file.path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => continue,
+            // Unreadable for lack of permission: the write reports that.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => continue,
+            Err(e) => {
+                return Err(Error::io(&file.path, &e).with_hint(
+                    "poolwright writes only regular files: remove what is there, or choose another path",
+                ));
+            }
         };
         if current == file.bytes {
             continue;
@@ -120,7 +131,7 @@ fn conflicts(planned: &[Planned<'_>]) -> Vec<Conflict> {
             .or_insert_with(|| read_record(&dir));
         found.extend(judge(&file.path, &current, record));
     }
-    found
+    Ok(found)
 }
 
 /// Whether `current`, the bytes at `path`, are what `record` says
@@ -137,7 +148,7 @@ fn judge(path: &Path, current: &[u8], record: &Record) -> Option<Conflict> {
 /// far as can be told without the new bytes (for `plan`, which has no
 /// passwords): it exists and is not what the record holds.
 pub fn changed_since_written(path: &Path) -> Option<Conflict> {
-    let current = fs::read(path).ok()?;
+    let current = read_host_file(path).ok().flatten()?;
     judge(path, &current, &read_record(&dir_of(path)))
 }
 
@@ -178,7 +189,7 @@ pub fn guard(
     force: bool,
     shown: impl Fn(&Path) -> String,
 ) -> Result<Vec<PathBuf>, Error> {
-    let found = conflicts(planned);
+    let found = conflicts(planned)?;
     if found.is_empty() {
         return Ok(Vec::new());
     }
@@ -188,23 +199,58 @@ pub fn guard(
     back_up(&found)
 }
 
-/// With `--force`: copies each conflicting file to `NAME.bak` (same mode),
-/// returning the backups' paths.
+/// How many numbered backups (`NAME.bak.1`, ...) `--force` tries before it
+/// gives up: a directory with this many is a sign to clean up, not to go on.
+const MAX_BACKUPS: u32 = 1000;
+
+/// With `--force`: copies each conflicting file beside it (same mode),
+/// returning the backups' paths. An earlier backup is never overwritten:
+/// the first free name of `NAME.bak`, `NAME.bak.1`, `NAME.bak.2`, ... is
+/// taken, unless one of them already holds exactly these bytes.
 fn back_up(conflicts: &[Conflict]) -> Result<Vec<PathBuf>, Error> {
     let mut backups = Vec::new();
     for c in conflicts {
         let path = c.path();
-        let bytes = fs::read(path).map_err(|e| Error::io(path, &e))?;
+        let bytes = read_host_file(path)
+            .map_err(|e| Error::io(path, &e))?
+            .unwrap_or_default();
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &fs::metadata(path)
                 .map_err(|e| Error::io(path, &e))?
                 .permissions(),
         ) & 0o7777;
-        let backup = path.with_file_name(format!("{}.bak", name_of(path)));
-        write_atomic(&backup, &bytes, mode, None).map_err(|e| Error::io(&backup, &e))?;
-        backups.push(backup);
+        backups.push(keep_copy(path, &bytes, mode)?);
     }
     Ok(backups)
+}
+
+/// Writes `bytes` to the first free backup name of `path` (see `back_up`).
+fn keep_copy(path: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf, Error> {
+    let name = name_of(path);
+    for n in 0..MAX_BACKUPS {
+        let backup = path.with_file_name(match n {
+            0 => format!("{name}.bak"),
+            n => format!("{name}.bak.{n}"),
+        });
+        match read_host_file(&backup) {
+            Ok(Some(existing)) if existing == bytes => return Ok(backup),
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            // Something that is no regular file holds the name: skip it.
+            Err(_) => continue,
+        }
+        match write_new(&backup, bytes, mode) {
+            Ok(()) => return Ok(backup),
+            // Another run took the name in between: try the next one.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(&backup, &e)),
+        }
+    }
+    Err(Error::message(format!(
+        "{} already has {MAX_BACKUPS} backups beside it; nothing was written",
+        path.display()
+    ))
+    .with_hint("remove the old NAME.bak files you no longer need and run again"))
 }
 
 /// Step one, before writing: the record accepts the old and the new bytes.
@@ -229,7 +275,7 @@ fn update_records(planned: &[Planned<'_>], keep_old: bool) -> Result<(), Error> 
             let new = sha256_hex(file.bytes);
             let hashes = record.files.entry(name_of(&file.path)).or_default();
             if keep_old {
-                if let Ok(current) = fs::read(&file.path) {
+                if let Ok(Some(current)) = read_host_file(&file.path) {
                     let old = sha256_hex(&current);
                     if !hashes.contains(&old) {
                         hashes.push(old);
@@ -262,7 +308,7 @@ mod tests {
 
     fn write_through(path: &Path, bytes: &[u8]) {
         let planned = plan(path, bytes);
-        assert_eq!(conflicts(&planned), vec![]);
+        assert_eq!(conflicts(&planned).unwrap(), vec![]);
         record_intent(&planned).unwrap();
         write_atomic(path, bytes, 0o644, None).unwrap();
         record_done(&planned).unwrap();
@@ -273,7 +319,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pgbouncer.ini");
         write_through(&path, b"one");
-        assert_eq!(conflicts(&plan(&path, b"two")), vec![]);
+        assert_eq!(conflicts(&plan(&path, b"two")).unwrap(), vec![]);
         write_through(&path, b"two");
         assert_eq!(fs::read(&path).unwrap(), b"two");
     }
@@ -285,11 +331,11 @@ mod tests {
         write_through(&path, b"one");
         fs::write(&path, b"one, edited").unwrap();
         assert_eq!(
-            conflicts(&plan(&path, b"two")),
+            conflicts(&plan(&path, b"two")).unwrap(),
             vec![Conflict::Edited(path.clone())]
         );
         // Unless the edit is exactly what would be written anyway.
-        assert_eq!(conflicts(&plan(&path, b"one, edited")), vec![]);
+        assert_eq!(conflicts(&plan(&path, b"one, edited")).unwrap(), vec![]);
     }
 
     #[test]
@@ -318,7 +364,7 @@ mod tests {
         let path = dir.path().join("userlist.txt");
         fs::write(&path, b"\"a\" \"b\"\n").unwrap();
         assert_eq!(
-            conflicts(&plan(&path, b"\"a\" \"c\"\n")),
+            conflicts(&plan(&path, b"\"a\" \"c\"\n")).unwrap(),
             vec![Conflict::NotOurs(path.clone())]
         );
     }
@@ -331,14 +377,14 @@ mod tests {
         // Killed after step one, before or after the file was written:
         let planned = plan(&path, b"two");
         record_intent(&planned).unwrap();
-        assert_eq!(conflicts(&plan(&path, b"three")), vec![]);
+        assert_eq!(conflicts(&plan(&path, b"three")).unwrap(), vec![]);
         write_atomic(&path, b"two", 0o644, None).unwrap();
-        assert_eq!(conflicts(&plan(&path, b"three")), vec![]);
+        assert_eq!(conflicts(&plan(&path, b"three")).unwrap(), vec![]);
         // Once done, the old version no longer counts as ours.
         record_done(&planned).unwrap();
         fs::write(&path, b"one").unwrap();
         assert_eq!(
-            conflicts(&plan(&path, b"three")),
+            conflicts(&plan(&path, b"three")).unwrap(),
             vec![Conflict::Edited(path.clone())]
         );
     }
@@ -355,13 +401,44 @@ mod tests {
         );
         fs::write(&path, b"edited").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        let backups = back_up(&conflicts(&plan(&path, b"y"))).unwrap();
+        let backups = back_up(&conflicts(&plan(&path, b"y")).unwrap()).unwrap();
         assert_eq!(backups, vec![dir.path().join("userlist.txt.bak")]);
         assert_eq!(fs::read(&backups[0]).unwrap(), b"edited");
         assert_eq!(
             fs::metadata(&backups[0]).unwrap().permissions().mode() & 0o777,
             0o640
         );
+    }
+
+    #[test]
+    fn force_never_overwrites_an_earlier_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pgbouncer.ini");
+        fs::write(dir.path().join("pgbouncer.ini.bak"), b"the first hand edit").unwrap();
+        fs::write(&path, b"the second hand edit").unwrap();
+        let found = conflicts(&plan(&path, b"new")).unwrap();
+        let first = back_up(&found).unwrap();
+        assert_eq!(first, vec![dir.path().join("pgbouncer.ini.bak.1")]);
+        assert_eq!(
+            fs::read(dir.path().join("pgbouncer.ini.bak")).unwrap(),
+            b"the first hand edit"
+        );
+        assert_eq!(fs::read(&first[0]).unwrap(), b"the second hand edit");
+        // The same bytes again: the copy already kept is enough.
+        assert_eq!(back_up(&found).unwrap(), first);
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_a_file_stops_the_write_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("userlist.txt");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = guard(&plan(&path, b"x"), true, |p| p.display().to_string()).unwrap_err();
+        assert!(e.to_string().contains("is a FIFO"), "{e}");
+        let record = dir.path().join(RECORD_NAME);
+        nix::unistd::mkfifo(&record, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // A record that is no file protects nothing, and is not waited on.
+        assert_eq!(read_record(dir.path()).files.len(), 0);
     }
 
     #[test]

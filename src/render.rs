@@ -154,7 +154,11 @@ impl Templates {
                     ))
                     .with_hint(format!("the templates are: {}", known.join(", "))));
                 };
-                slot.1 = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+                slot.1 = crate::files::read_host_text(&path)
+                    .map_err(|e| Error::io(&path, &e))?
+                    .ok_or_else(|| {
+                        Error::message(format!("{}: removed while read", path.display()))
+                    })?;
                 slot.2 = path.display().to_string();
             }
         }
@@ -196,10 +200,18 @@ fn chain(e: &tera::Error) -> String {
     text
 }
 
+/// The `*.tera` files under `dir`. Linked directories are followed once
+/// each (by device and inode), so a link loop cannot keep the walk going.
 fn template_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    use std::os::unix::fs::MetadataExt as _;
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
+        let meta = std::fs::metadata(&d).map_err(|e| Error::io(&d, &e))?;
+        if !seen.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
         let entries = std::fs::read_dir(&d).map_err(|e| Error::io(&d, &e))?;
         for entry in entries {
             let path = entry.map_err(|e| Error::io(&d, &e))?.path();

@@ -34,15 +34,15 @@ impl State {
     /// Reads the state beside `config`; a missing file is an empty state.
     pub fn load(config: &Path) -> Result<State, Error> {
         let path = Self::path_for(config);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+        match crate::files::read_host_text(&path) {
+            Ok(Some(text)) => serde_json::from_str(&text).map_err(|e| {
                 Error::message(format!(
                     "{}: not a poolwright state file: {e}",
                     path.display()
                 ))
                 .with_hint("delete it; `poolwright apply` writes it again")
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Ok(None) => Ok(State::default()),
             Err(e) => Err(Error::io(&path, &e)),
         }
     }

@@ -21,7 +21,14 @@ pub fn run(cli: &Cli, ctx: &Context, args: &TargetsArgs) -> Result<(), Error> {
         .path
         .parent()
         .map_or_else(|| ".env".into(), |d| d.join(".env"));
-    let env_text = std::fs::read_to_string(ctx.cwd.join(&env_file)).unwrap_or_default();
+    let env_path = ctx.cwd.join(&env_file);
+    let env_text = match crate::files::read_host_text(&env_path) {
+        Ok(text) => text.unwrap_or_default(),
+        // plan only masks the .env's values in what it prints; one it may
+        // not read holds nothing it could print.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => String::new(),
+        Err(e) => return Err(Error::io(&env_file, &e)),
+    };
     let mut plans = Vec::new();
     let runtime = runtime()?;
     for target in config.select(&args.targets)? {

@@ -20,10 +20,12 @@ use crate::render::Templates;
 
 /// The userlist.txt whose verifiers a render may reuse: the one in the
 /// output directory, else the one at the target's auth_file on this host.
+/// Best effort: a file that is absent, unreadable (the host's one is often
+/// the service user's alone) or no regular file only means nothing is
+/// reused, never a hang or an error.
 fn existing_userlist(out_dir: &Path, auth_file: &str) -> Option<String> {
-    std::fs::read_to_string(out_dir.join("userlist.txt"))
-        .or_else(|_| std::fs::read_to_string(auth_file))
-        .ok()
+    let read = |path: &Path| crate::files::read_host_text(path).ok().flatten();
+    read(&out_dir.join("userlist.txt")).or_else(|| read(Path::new(auth_file)))
 }
 
 /// One target's rendered files and where they go: `dir` on disk, `shown`

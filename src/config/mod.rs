@@ -78,12 +78,14 @@ impl Config {
     }
 }
 
-/// `poolwright.yaml` in `start` or the nearest parent directory.
+/// `poolwright.yaml` in `start` or the nearest parent directory. Whatever
+/// holds the name counts (a FIFO, a directory): reading it then says what
+/// it is, rather than a parent's config being used in its place.
 pub fn discover(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
         .map(|dir| dir.join(FILE_NAME))
-        .find(|p| p.is_file())
+        .find(|p| p.exists())
 }
 
 /// The config file to use: `explicit`, or the one [`discover`] finds.

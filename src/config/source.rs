@@ -6,7 +6,6 @@
 //! FIFO, a device or a file that grows while we read reports 0 or a stale
 //! size, and an unbounded read would take all the memory there is.
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Span};
@@ -41,28 +40,31 @@ fn too_large(shown: &Path, size: Option<u64>) -> Error {
     .with_hint("a config is a few kilobytes: check that --config names the right file")
 }
 
-/// The file's bytes: refused when it is a directory or larger than
+/// The file's bytes: refused when it is not a regular file (a directory,
+/// a FIFO that would block, a device that never ends) or larger than
 /// [`MAX_BYTES`], whatever its reported size.
 pub fn read_bytes(path: &Path, shown: &Path) -> Result<Vec<u8>, Error> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(shown, &e))?;
-    if meta.is_dir() {
-        return Err(Error::message(format!(
-            "{} is a directory, not a config file",
-            shown.display()
-        )));
+    match crate::files::read_regular_capped(path, MAX_BYTES) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            let size = std::fs::metadata(path).ok();
+            let what = if size.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+                "is a directory, not a config file".to_string()
+            } else {
+                e.to_string()
+            };
+            Err(Error::message(format!("{} {what}", shown.display()))
+                .with_hint("--config names the poolwright.yaml to read, a regular file"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(too_large(
+            shown,
+            std::fs::metadata(path)
+                .ok()
+                .map(|m| m.len())
+                .filter(|n| *n > MAX_BYTES),
+        )),
+        Err(e) => Err(Error::io(shown, &e)),
     }
-    if meta.len() > MAX_BYTES {
-        return Err(too_large(shown, Some(meta.len())));
-    }
-    let file = std::fs::File::open(path).map_err(|e| Error::io(shown, &e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(shown, &e))?;
-    if bytes.len() as u64 > MAX_BYTES {
-        return Err(too_large(shown, None));
-    }
-    Ok(bytes)
 }
 
 /// The text of `bytes`, or a diagnostic at the first byte that is not UTF-8.
@@ -112,11 +114,11 @@ mod tests {
     }
 
     #[test]
-    fn an_endless_device_is_refused_after_the_limit() {
+    fn an_endless_device_is_refused_before_it_is_read() {
         let e = read_bytes(Path::new("/dev/zero"), Path::new("/dev/zero")).unwrap_err();
         assert_eq!(
             e.render(),
-            "error: /dev/zero holds more than 4.0 MiB; a poolwright config may be at most 4.0 MiB\n  = hint: a config is a few kilobytes: check that --config names the right file\n"
+            "error: /dev/zero is a character device, not a regular file\n  = hint: --config names the poolwright.yaml to read, a regular file\n"
         );
     }
 

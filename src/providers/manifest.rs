@@ -290,7 +290,9 @@ impl Registry {
         paths.retain(|p| p.extension().is_some_and(|e| e == "toml"));
         paths.sort();
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+            let text = crate::files::read_host_text(&path)
+                .map_err(|e| Error::io(&path, &e))?
+                .unwrap_or_default();
             let shown = path.display().to_string();
             // Data only: say so before checking what a module would need.
             let module = toml::from_str::<toml::Table>(&text)

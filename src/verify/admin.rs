@@ -109,8 +109,9 @@ pub async fn config(console: &Session, target: &Target) -> Check {
         .first()
         .map(|(_, path, _)| path.clone())
         .unwrap_or_default();
-    let file = std::fs::read_to_string(&ini_path)
+    let file = crate::files::read_host_text(std::path::Path::new(&ini_path))
         .ok()
+        .flatten()
         .map(|t| drift::ini_section(&t));
 
     let mut problems = Vec::new();

@@ -158,14 +158,14 @@ impl Setup {
 
     /// The `.env` text beside the config (empty when there is none).
     fn env_text(&self) -> Result<Option<String>, Error> {
-        match std::fs::read(&self.env_path) {
-            Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+        match crate::files::read_host_file(&self.env_path) {
+            Ok(None) => Ok(None),
+            Ok(Some(bytes)) => String::from_utf8(bytes).map(Some).map_err(|_| {
                 Error::message(format!(
                     "{} is not UTF-8 text; poolwright will not change it",
                     self.env_shown.display()
                 ))
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(&self.env_shown, &e)),
         }
     }
@@ -844,11 +844,7 @@ pub struct Step {
 }
 
 fn unchanged_since(path: &Path, shown: &Path, original: Option<&String>) -> Result<(), Error> {
-    let now = match std::fs::read(path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(shown, &e)),
-    };
+    let now = crate::files::read_host_file(path).map_err(|e| Error::io(shown, &e))?;
     if now.as_deref() != original.map(String::as_bytes) {
         return Err(Error::message(format!(
             "{} changed while `poolwright init` ran; nothing was written",

@@ -126,11 +126,8 @@ pub async fn apply(
     force: bool,
 ) -> Result<Report, Error> {
     let mut report = Report::default();
-    let existing = match std::fs::read_to_string(&target.auth_file) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(Path::new(&target.auth_file), &e)),
-    };
+    let existing = crate::files::read_host_text(Path::new(&target.auth_file))
+        .map_err(|e| Error::io(Path::new(&target.auth_file), &e))?;
     // Learn first, change nothing: what the server holds decides what
     // userlist.txt holds, and refuses an md5 hash that would lock a role out.
     let learned = credentials::learn(target, &known_secrets(existing.as_deref())).await?;

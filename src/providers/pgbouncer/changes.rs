@@ -138,7 +138,10 @@ pub fn host_texts(target: &Target) -> BTreeMap<String, String> {
         .host_files()
         .into_iter()
         .filter(|(name, _, _)| name.ends_with(".ini"))
-        .filter_map(|(_, path, _)| std::fs::read_to_string(&path).ok().map(|t| (path, t)))
+        .filter_map(|(_, path, _)| {
+            let text = crate::files::read_host_text(std::path::Path::new(&path)).ok()??;
+            Some((path, text))
+        })
         .collect()
 }
 

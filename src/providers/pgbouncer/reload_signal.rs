@@ -241,9 +241,15 @@ mod tests {
         let fifo = dir.path().join("fifo.pid");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         let line = reload(fifo.to_str().unwrap(), "/x.ini");
-        assert!(line.contains("is not a regular file"), "{line}");
+        assert!(
+            line.contains("is a FIFO (named pipe), not a regular file"),
+            "{line}"
+        );
         let line = reload("/dev/zero", "/x.ini");
-        assert!(line.contains("is not a regular file"), "{line}");
+        assert!(
+            line.contains("is a character device, not a regular file"),
+            "{line}"
+        );
         let big = dir.path().join("big.pid");
         std::fs::write(&big, "1".repeat(1000)).unwrap();
         let line = reload(big.to_str().unwrap(), "/x.ini");
