@@ -288,7 +288,7 @@ fn update_records(planned: &[Planned<'_>], keep_old: bool) -> Result<(), Error> 
                 *hashes = vec![new];
             }
         }
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, &e))?;
+        crate::dirs::create_dirs(&dir, 0o755, None).map_err(|e| Error::io(&dir, &e))?;
         write_record(&dir, &record).map_err(|e| Error::io(&dir.join(RECORD_NAME), &e))?;
     }
     Ok(())

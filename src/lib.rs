@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod context;
 pub mod diagnostic;
+pub mod dirs;
 pub mod drivers;
 pub mod envfile;
 pub mod error;

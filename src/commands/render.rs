@@ -124,11 +124,11 @@ fn shown_path(outputs: &[Output], path: &Path) -> String {
 }
 
 fn write_output(output: &Output) -> Result<(), Error> {
-    std::fs::create_dir_all(&output.dir).map_err(|e| Error::io(&output.dir, &e))?;
+    crate::dirs::create_dirs(&output.dir, 0o755, None).map_err(|e| Error::io(&output.dir, &e))?;
     for file in &output.files {
         let path = output.dir.join(&file.name);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, &e))?;
+            crate::dirs::create_dirs(parent, 0o755, None).map_err(|e| Error::io(parent, &e))?;
         }
         let written = write_if_changed(&path, &file.bytes, file.mode, None, file.secret)
             .map_err(|e| Error::io(&path, &e))?;

@@ -857,7 +857,7 @@ fn unchanged_since(path: &Path, shown: &Path, original: Option<&String>) -> Resu
 
 fn create_parent(path: &Path, shown: &Path) -> Result<(), Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(shown, &e))?;
+        crate::dirs::create_dirs(dir, 0o755, None).map_err(|e| Error::io(shown, &e))?;
     }
     Ok(())
 }

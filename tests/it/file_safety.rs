@@ -228,6 +228,33 @@ fn files_with_secrets_are_0600_even_under_umask_000() {
     assert_eq!(mode(&work.path().join("out/pgbouncer.ini")), 0o644);
 }
 
+#[test]
+fn directories_poolwright_creates_are_0755_even_under_umask_000() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_config(work.path(), 1, 10);
+    for command in ["render --out deep/out", "apply"] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask 000 && exec '{}' {command}", bin().display()))
+            .current_dir(work.path())
+            .env(PASSWORD.0, PASSWORD.1)
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for dir in ["deep", "deep/out", "etc", "units", "run"] {
+        let path = work.path().join(dir);
+        if dir == "run" && !path.exists() {
+            continue; // apply makes the pidfile's directory only where it must
+        }
+        assert_eq!(mode(&path), 0o755, "{dir} is writable by others");
+    }
+}
+
 /// Runs `args` in `dir` and kills it with SIGKILL after `delay`.
 fn run_and_kill(dir: &Path, args: &[&str], delay: Duration) {
     let mut child = Command::new(bin())

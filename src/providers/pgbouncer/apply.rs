@@ -61,7 +61,7 @@ fn write_files(
     for file in files.iter().filter(|f| !f.host_path.is_empty()) {
         let path = Path::new(&file.host_path);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+            crate::dirs::create_dirs(dir, 0o755, None).map_err(|e| Error::io(dir, &e))?;
         }
         // Only the secret file must be readable by the service user alone;
         // the others are world-readable config owned by whoever applies.
@@ -97,7 +97,9 @@ fn reload(target: &Target, report: &mut Report) {
 
 /// Each process of a multi-process target has its own socket directory;
 /// systemd makes those under /run (RuntimeDirectory), apply makes the rest
-/// so PgBouncer can also be started by hand.
+/// so PgBouncer can also be started by hand. Made and handed to the service
+/// user without following a link someone swaps in (`dirs`); 0755, since
+/// clients of any user connect through the sockets in it.
 fn make_socket_dirs(
     target: &Target,
     owner: Option<(u32, u32)>,
@@ -105,14 +107,10 @@ fn make_socket_dirs(
 ) -> Result<(), Error> {
     for p in processes::processes(target) {
         let dir = Path::new(&p.unix_socket_dir);
-        if dir.exists() {
-            continue;
+        let made = crate::dirs::create_dirs(dir, 0o755, owner).map_err(|e| Error::io(dir, &e))?;
+        if !made.is_empty() {
+            report.lines.push(format!("created {}", dir.display()));
         }
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|e| Error::io(dir, &e))?;
-        }
-        report.lines.push(format!("created {}", dir.display()));
     }
     Ok(())
 }
