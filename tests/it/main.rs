@@ -42,6 +42,8 @@ mod rds_proxy;
 mod scale_out;
 /// No command shows a secret (raw, encoded, in Debug output) unless asked to.
 mod secret_leaks;
+/// apply signals only this target's PgBouncer, whatever the pidfile holds.
+mod signals;
 /// FIFOs, links to devices and huge claims where poolwright reads a file: prompt, clear errors.
 mod special_files;
 /// `verify` (login, TLS, running config, pooling, live budget, hazards,
