@@ -1027,7 +1027,11 @@ fn one_binary_path(path: &str) -> Result<(), (String, String)> {
     let shown = path.escape_debug();
     let (problem, hint) = if path.chars().any(char::is_whitespace) {
         (
-            "holds a space",
+            if path.contains(' ') {
+                "holds a space"
+            } else {
+                "holds whitespace"
+            },
             "`binary` is the path of the pgbouncer executable alone, e.g. /usr/sbin/pgbouncer: poolwright writes its arguments, and PgBouncer's settings go under `pgbouncer:`; for a binary whose path has spaces, link it from a path without them",
         )
     } else if path.chars().any(char::is_control) {
