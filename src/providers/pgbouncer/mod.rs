@@ -1020,11 +1020,24 @@ fn decode_systemd(
 
 /// Why `systemd.binary` is not exactly one path: `(message, hint)`. It is
 /// ExecStart='s executable, and poolwright writes the arguments; a space
-/// would have split it into a binary and a flag (`/usr/sbin/pgbouncer -R`),
-/// and systemd runs the executable path without substituting `$` (the unit
-/// could not say `$` there and mean it in every systemd version).
+/// would have split it into a binary and a flag (`/usr/sbin/pgbouncer -R`).
+/// systemd refuses an executable path with quotes, backslashes or control
+/// characters however they are escaped ("Executable name contains special
+/// characters"), and runs it without substituting `$` (the unit could not
+/// say `$` there and mean it in every systemd version). What is left needs
+/// only `%` escaped.
 fn one_binary_path(path: &str) -> Result<(), (String, String)> {
-    let shown = path.escape_debug();
+    // Control characters shown escaped, the rest as written.
+    let shown: String = path
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
     let (problem, hint) = if path.chars().any(char::is_whitespace) {
         (
             if path.contains(' ') {
@@ -1038,6 +1051,11 @@ fn one_binary_path(path: &str) -> Result<(), (String, String)> {
         (
             "holds a control character",
             "write the plain path of the pgbouncer executable",
+        )
+    } else if path.contains(['"', '\'', '\\']) {
+        (
+            "holds a quote or a backslash",
+            "systemd refuses an executable path with quotes or backslashes, escaped or not; write the plain path of the pgbouncer executable",
         )
     } else if path.contains('$') {
         (

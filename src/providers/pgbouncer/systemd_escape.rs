@@ -32,10 +32,13 @@ pub fn specifiers(literal: &str) -> String {
 /// The executable of a command line (ExecStart=), from its literal path.
 ///
 /// `$` is not escaped: systemd runs the executable path as written and
-/// substitutes variables only in the arguments, so `$$` would stay `$$`
-/// (the config loader refuses `$` in `systemd.binary` for that reason).
-/// The path is absolute, so it never starts with one of the prefixes
-/// (`-`, `@`, `+`, `!`, `:`) systemd reads before unquoting.
+/// substitutes variables only in the arguments, so `$$` would stay `$$`.
+/// systemd also refuses an executable path holding quotes, a backslash or
+/// control characters, even escaped. The config loader refuses all of
+/// these and whitespace in `systemd.binary`, so in practice only `%` is
+/// escaped; the quoting is there for any other caller. The path is
+/// absolute, so it never starts with one of the prefixes (`-`, `@`, `+`,
+/// `!`, `:`) systemd reads before unquoting.
 pub fn executable(path: &str) -> String {
     debug_assert!(path.starts_with('/'), "{path}");
     word(&specifiers(path))
@@ -59,22 +62,64 @@ pub fn path_argument(literal: &str) -> String {
 }
 
 /// One directory of RuntimeDirectory= (and its kin), from unit text: `%`
-/// is a specifier. `\` and `:` are escaped, and the word is quoted when it
-/// holds whitespace or quotes.
+/// is a specifier.
+///
+/// systemd reads this value in two passes since 250: unquote, keeping
+/// backslashes as they are (so a `\\` never escapes a quote there), then
+/// split at `:` resolving C escapes; before 250 in one (unquote, a
+/// backslash taking the next character as it is). What reads the same in
+/// both: `\\` and `\:`, blanks inside quotes, a `"` inside single quotes
+/// and a `'` inside double quotes.
 pub fn directory(unit_text: &str) -> String {
-    let mut escaped = String::with_capacity(unit_text.len());
+    let blank = |c: char| c.is_whitespace() || c.is_control();
+    let plain = backslashed(unit_text, &['\\', ':']);
+    if !unit_text.contains(['"', '\'']) {
+        return if unit_text.chars().any(blank) {
+            quoted(&plain)
+        } else {
+            plain
+        };
+    }
+    let mut out = String::with_capacity(unit_text.len() + 8);
+    let mut blanks = false;
     for c in unit_text.chars() {
-        if matches!(c, '\\' | ':') {
-            escaped.push('\\');
+        if blanks && !blank(c) {
+            out.push('"');
+            blanks = false;
         }
-        escaped.push(c);
+        match c {
+            '"' => out.push_str("'\"'"),
+            '\'' => out.push_str("\"'\""),
+            '\\' | ':' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if blank(c) => {
+                if !blanks {
+                    out.push('"');
+                    blanks = true;
+                }
+                out.push(c);
+            }
+            c => out.push(c),
+        }
     }
-    // Backslashes are escapes already, so only blanks and quotes need quotes.
-    if escaped.chars().any(|c| c != '\\' && needs_quotes(c)) {
-        quoted(&escaped.replace('"', "\\\""))
-    } else {
-        escaped
+    if blanks {
+        out.push('"');
     }
+    out
+}
+
+/// `text` with a backslash before each of `chars`.
+fn backslashed(text: &str, chars: &[char]) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    for c in text.chars() {
+        if chars.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Text for a `#` comment: specifiers do not expand there, so `%` is kept;
@@ -186,13 +231,14 @@ mod tests {
     }
 
     #[test]
-    fn directories_escape_colons_and_quote_spaces() {
+    fn directories_escape_colons_and_quote_blanks() {
         assert_eq!(
             directory(&format!("{}/pgbouncer-%i", specifiers("pg bouncer:1%"))),
-            "\"pg bouncer\\:1%%/pgbouncer-%i\""
+            r#""pg bouncer\:1%%/pgbouncer-%i""#
         );
-        assert_eq!(directory(r"a\b"), r"a\\b");
-        assert_eq!(directory(r#"a"b"#), r#""a\"b""#);
+        assert_eq!(directory(r"a\b:c"), r"a\\b\:c");
+        assert_eq!(directory(r#"a"b'c"#), r#"a'"'b"'"c"#);
+        assert_eq!(directory(r#"a "b"  c:"#), r#"a" "'"'b'"'"  "c\:"#);
     }
 
     #[test]
