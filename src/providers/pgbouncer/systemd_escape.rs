@@ -15,10 +15,16 @@
 //!   and splits each word at `:` (`dir:symlink`), with `\:` a literal `:`.
 //!   [`directory`].
 //! - A line break ends a directive, and a trailing `\` joins the next line.
-//!   The config loader refuses line breaks in every string
-//!   (`Reader::string`), words with a `\` are quoted here, and [`comment`]
-//!   makes the few values that do not come from the config (the config's
-//!   file name) safe in a comment.
+//!   The config loader refuses line breaks (and NUL) in every string
+//!   (`Reader::string`); no directive here ends in a value's own `\` (a
+//!   word with one is quoted, or followed by poolwright's text); and
+//!   [`comment`] makes the one value that does not come through the loader
+//!   (the config's file name) safe in a comment.
+//!
+//! The loader accepts any absolute `config_dir` without `..`, spaces, `%`,
+//! `$` and quotes included, and those reach ExecStart= as an argument.
+//! `systemd.binary` is narrower (see `one_binary_path` in the module
+//! above): systemd itself refuses quotes and backslashes in an executable.
 //!
 //! The functions take literal text, except [`argument`] and [`directory`]:
 //! those take unit text, where `%` is already a specifier, so poolwright's
