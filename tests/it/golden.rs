@@ -228,3 +228,143 @@ fn userlist_reuses_a_verifier_that_still_matches() {
         env.get("QBO_DB_PASSWORD").expect("env")
     ));
 }
+
+/// `systemd-analyze verify` on `unit` (a path; a template unit is checked
+/// through its instance `@1`): Ok when systemd loads it without a word.
+fn systemd_verify(unit: &Path) -> Result<(), String> {
+    let name = unit.file_name().expect("unit name").to_string_lossy();
+    let target = unit.with_file_name(name.replacen("@.", "@1.", 1));
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&target)
+        .output()
+        .expect("run systemd-analyze");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Warnings count: systemd logs them and still exits 0.
+    if out.status.success() && said.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} ({}): {said}", target.display(), out.status))
+    }
+}
+
+/// A YAML double-quoted string.
+fn yaml_quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Paths systemd would misread unless escaped (`%h` a specifier, a space
+/// splitting the word, quotes and a backslash unquoting), rendered into the
+/// unit and read back by systemd itself: `systemd-analyze verify` loads the
+/// unit only when its executable exists, so a binary at such a path proves
+/// the binary's word, and a probe unit whose executable is the rendered
+/// config argument, with a file at the config's path, proves that word.
+/// (`$` stays out: systemd turns `$$` into `$` in arguments only when the
+/// command runs, after verify; the golden cases and unit tests cover it.)
+#[test]
+fn systemd_reads_the_escaped_paths_back() {
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var("POOLWRIGHT_REQUIRE_SERVERS").as_deref() == Ok("1") {
+            panic!("POOLWRIGHT_REQUIRE_SERVERS=1 but systemd-analyze is missing");
+        }
+        eprintln!("SKIP: systemd-analyze not found; run scripts/install-test-deps");
+        return;
+    }
+    let true_bin = ["/bin/true", "/usr/bin/true"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("a true binary");
+    let work = tempfile::tempdir().expect("tempdir");
+    let base = work.path().display().to_string();
+    // systemd refuses quotes and backslashes in an executable's path (and
+    // so does the config loader): `%` is what the binary's word escapes.
+    let binary = format!("{base}/opt-%v/100%/pgbouncer");
+    // systemd refuses quotes and backslashes in an executable's path even
+    // escaped, so the probe reads back the first directory; units with the
+    // second must load without a warning (an unescaped `"` is an error).
+    let probed = format!("{base}/pg bouncer/%h 100%");
+    let quoted = format!(r#"{base}/pg bouncer/"it's" \n"#);
+    for (n, (processes, config_dir)) in [(1, &probed), (2, &probed), (1, &quoted), (2, &quoted)]
+        .into_iter()
+        .enumerate()
+    {
+        let case = work.path().join(format!("case-{n}"));
+        std::fs::create_dir_all(&case).expect("case dir");
+        let yaml = format!(
+            "version: 1\ntargets:\n  prod:\n    provider: pgbouncer\n    version: \"1.24\"\n    \
+             processes: {processes}\n    upstream: {{ host: db.internal, max_connections: 100 }}\n    \
+             public_host: pgbouncer.internal\n    config_dir: {}\n    \
+             databases: {{ qbo_mirror: {{}} }}\n    users: {{ app: {{ password: pw }} }}\n    \
+             systemd: {{ binary: {} }}\n    pgbouncer: {{ unix_socket_dir: {} }}\n",
+            yaml_quoted(config_dir),
+            yaml_quoted(&binary),
+            yaml_quoted(r#"/run/pg bouncer:%n "q" \x"#),
+        );
+        std::fs::write(case.join("poolwright.yaml"), &yaml).expect("write config");
+        let config = poolwright::config::load(
+            &case.join("poolwright.yaml"),
+            Path::new("poolwright.yaml"),
+            &|_: &str| None,
+        )
+        .unwrap_or_else(|e| panic!("{yaml}\n{}", e.render()));
+        let t = config.targets[0].provider.pgbouncer().expect("pgbouncer");
+        let templates = Templates::load(None).expect("templates");
+        let files = poolwright::providers::pgbouncer::render::render_configs(
+            t,
+            &templates,
+            "poolwright.yaml",
+        )
+        .expect("renders");
+        let unit = files
+            .iter()
+            .find(|f| f.name.ends_with(".service"))
+            .expect("a unit");
+        let text = String::from_utf8(unit.bytes.clone()).expect("utf-8");
+        eprintln!("{}:\n{text}", unit.name);
+
+        // The binary, at its literal path: verify finds it only if the
+        // unit's word reads back as that path.
+        let bin = Path::new(&binary);
+        std::fs::create_dir_all(bin.parent().expect("parent")).expect("bin dir");
+        std::os::unix::fs::symlink(true_bin, bin).ok();
+        let units = case.join("units");
+        std::fs::create_dir_all(&units).expect("units dir");
+        std::fs::write(units.join(&unit.name), &text).expect("write unit");
+        systemd_verify(&units.join(&unit.name)).unwrap_or_else(|e| panic!("{e}\n{text}"));
+
+        if config_dir == &quoted {
+            continue;
+        }
+        // The config argument as a probe's executable (the binary's word
+        // holds no blank, so the argument is what follows the first one).
+        let exec = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("an ExecStart= line");
+        let (_, argument) = exec.split_once(' ').expect("binary and argument");
+        let ini = if processes == 1 {
+            "pgbouncer.ini"
+        } else {
+            "pgbouncer-1.ini"
+        };
+        std::fs::create_dir_all(config_dir).expect("config dir");
+        std::os::unix::fs::symlink(true_bin, Path::new(config_dir).join(ini)).ok();
+        let probe_name = if processes == 1 {
+            "probe.service"
+        } else {
+            "probe@.service"
+        };
+        let probe = units.join(probe_name);
+        let probe_text = format!("[Service]\nExecStart={argument}\n");
+        std::fs::write(&probe, &probe_text).expect("write probe");
+        systemd_verify(&probe).unwrap_or_else(|e| panic!("{e}\n{probe_text}"));
+    }
+}

@@ -16,6 +16,7 @@ pub mod reload_signal;
 pub mod render;
 pub mod setting;
 pub mod sizing;
+pub mod systemd_escape;
 pub mod version;
 
 use std::path::Path;
@@ -971,7 +972,9 @@ fn decode_systemd(
             if let Err((message, hint)) = host_path::check(
                 &v,
                 "systemd needs the full path of the pgbouncer binary, e.g. /usr/sbin/pgbouncer",
-            ) {
+            )
+            .and_then(|()| one_binary_path(&v))
+            {
                 reader.error(n.span, &s.field("binary"), message).hint = Some(hint);
             }
             systemd.binary = v;
@@ -1013,6 +1016,59 @@ fn decode_systemd(
         systemd.group = systemd.user.clone();
     }
     systemd
+}
+
+/// Why `systemd.binary` is not exactly one path: `(message, hint)`. It is
+/// ExecStart='s executable, and poolwright writes the arguments; a space
+/// would have split it into a binary and a flag (`/usr/sbin/pgbouncer -R`).
+/// systemd refuses an executable path with quotes, backslashes or control
+/// characters however they are escaped ("Executable name contains special
+/// characters"), and runs it without substituting `$` (the unit could not
+/// say `$` there and mean it in every systemd version). What is left needs
+/// only `%` escaped.
+fn one_binary_path(path: &str) -> Result<(), (String, String)> {
+    // Control characters shown escaped, the rest as written.
+    let shown: String = path
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    let (problem, hint) = if path.chars().any(char::is_whitespace) {
+        (
+            if path.contains(' ') {
+                "holds a space"
+            } else {
+                "holds whitespace"
+            },
+            "`binary` is the path of the pgbouncer executable alone, e.g. /usr/sbin/pgbouncer: poolwright writes its arguments, and PgBouncer's settings go under `pgbouncer:`; for a binary whose path has spaces, link it from a path without them",
+        )
+    } else if path.chars().any(char::is_control) {
+        (
+            "holds a control character",
+            "write the plain path of the pgbouncer executable",
+        )
+    } else if path.contains(['"', '\'', '\\']) {
+        (
+            "holds a quote or a backslash",
+            "systemd refuses an executable path with quotes or backslashes, escaped or not; write the plain path of the pgbouncer executable",
+        )
+    } else if path.contains('$') {
+        (
+            "holds a `$`",
+            "systemd does not expand variables in the executable's path; write the path as it is on the host",
+        )
+    } else {
+        return Ok(());
+    };
+    Err((
+        format!("`{shown}` is not one executable path: it {problem}"),
+        hint.to_string(),
+    ))
 }
 
 /// What several processes on one port need: their own Unix sockets (also

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::setting::Setting;
-use super::{Target, UserlistFormat, budget, names, processes};
+use super::{Target, UserlistFormat, budget, names, processes, systemd_escape};
 use crate::diagnostic::Diagnostics;
 use crate::error::Error;
 use crate::render::{Templates, connstr_value};
@@ -91,19 +91,34 @@ pub struct ProcessContext<'a> {
     pub cancel_note: Option<String>,
 }
 
+/// The unit's context. Every value is prepared in Rust for where the
+/// built-in templates put it (see [`systemd_escape`]), so a `--templates`
+/// override that writes `ExecStart={{ binary }} {{ config_path }}` is
+/// escaped too.
 #[derive(Serialize)]
-pub struct ServiceContext<'a> {
-    pub target: &'a str,
-    pub source: &'a str,
-    pub user: &'a str,
-    pub group: &'a str,
-    pub binary: &'a str,
+pub struct ServiceContext {
+    /// In comments and Description=: specifiers escaped, control
+    /// characters shown (target names hold neither).
+    pub target: String,
+    /// The config's file name, for comments.
+    pub source: String,
+    /// User= and Group=: specifiers escaped.
+    pub user: String,
+    pub group: String,
+    /// ExecStart='s executable: one word, escaped and quoted as needed.
+    pub binary: String,
+    /// ExecStart='s argument: the ini's path (with `%i` for the instance
+    /// when multi-process), one word, escaped and quoted as needed.
     pub config_path: String,
-    pub unit_dir: &'a str,
+    /// The same path as plain text, for comments.
+    pub config_file: String,
+    /// For comments.
+    pub unit_dir: String,
     pub max_client_conn: i64,
     pub limit_nofile: u64,
     /// Multi-process: how many instances, and the systemd RuntimeDirectory
-    /// that holds each one's Unix socket (when it lives under /run).
+    /// that holds each one's Unix socket (when it lives under /run), one
+    /// entry, escaped.
     pub processes: u32,
     pub runtime_directory: Option<String>,
 }
@@ -304,6 +319,56 @@ pub fn render_configs(
     render_files(target, templates, source, None)
 }
 
+/// The unit template for this target (one process or a template unit).
+fn unit_template(target: &Target) -> &'static str {
+    if target.processes < 2 {
+        "pgbouncer/pgbouncer.service.tera"
+    } else {
+        "pgbouncer/pgbouncer@.service.tera"
+    }
+}
+
+/// The unit's context: the values from the config, escaped for systemd.
+pub fn service_context(target: &Target, source: &str) -> ServiceContext {
+    use systemd_escape::{comment, directory, executable, specifiers};
+    let socket_base = target.text_setting("unix_socket_dir").unwrap_or("");
+    let runtime_directory = ["/run/", "/var/run/"]
+        .iter()
+        .find_map(|prefix| socket_base.strip_prefix(prefix))
+        .map(|rest| {
+            directory(&format!(
+                "{}/pgbouncer-%i",
+                specifiers(rest.trim_end_matches('/'))
+            ))
+        });
+    // The ini's path as unit text: the config's part literal, `%i` the
+    // instance.
+    let config_path = if target.processes < 2 {
+        specifiers(&format!("{}/pgbouncer.ini", target.config_dir))
+    } else {
+        format!("{}/pgbouncer-%i.ini", specifiers(&target.config_dir))
+    };
+    let config_file = if target.processes < 2 {
+        format!("{}/pgbouncer.ini", target.config_dir)
+    } else {
+        format!("{}/pgbouncer-%i.ini", target.config_dir)
+    };
+    ServiceContext {
+        target: comment(&specifiers(&target.name)),
+        source: comment(source),
+        user: specifiers(&target.systemd.user),
+        group: specifiers(&target.systemd.group),
+        binary: executable(&target.systemd.binary),
+        config_path: systemd_escape::argument(&config_path),
+        config_file: comment(&config_file),
+        unit_dir: comment(&target.systemd.unit_dir),
+        max_client_conn: target.int_setting("max_client_conn").unwrap_or(100),
+        limit_nofile: limit_nofile(target),
+        processes: target.processes,
+        runtime_directory,
+    }
+}
+
 fn render_files(
     target: &Target,
     templates: &Templates,
@@ -363,33 +428,10 @@ fn render_files(
     // An empty text stands for a userlist.txt that is not rendered.
     let userlist_slot = texts.len();
     texts.push((userlist.unwrap_or_default(), true));
-    let socket_base = target.text_setting("unix_socket_dir").unwrap_or("");
-    let runtime_directory = ["/run/", "/var/run/"]
-        .iter()
-        .find_map(|prefix| socket_base.strip_prefix(prefix))
-        .map(|rest| format!("{}/pgbouncer-%i", rest.trim_end_matches('/')));
-    let (unit_template, config_path) = if target.processes < 2 {
-        ("pgbouncer/pgbouncer.service.tera", host[0].1.clone())
-    } else {
-        (
-            "pgbouncer/pgbouncer@.service.tera",
-            format!("{}/pgbouncer-%i.ini", target.config_dir),
-        )
-    };
-    let service = ServiceContext {
-        target: &target.name,
-        source,
-        user: &target.systemd.user,
-        group: &target.systemd.group,
-        binary: &target.systemd.binary,
-        config_path,
-        unit_dir: &target.systemd.unit_dir,
-        max_client_conn: target.int_setting("max_client_conn").unwrap_or(100),
-        limit_nofile: limit_nofile(target),
-        processes: target.processes,
-        runtime_directory,
-    };
-    texts.push((templates.render(unit_template, &service)?, false));
+    texts.push((
+        templates.render(unit_template(target), &service_context(target, source))?,
+        false,
+    ));
     debug_assert_eq!(host.len(), texts.len());
     let rendered_userlist = !texts[userlist_slot].0.is_empty();
     let kubernetes = match (&target.kubernetes, rendered_userlist) {
