@@ -27,6 +27,18 @@ pub fn run(cli: &Cli, ctx: &Context, args: &EnvArgs) -> Result<(), Error> {
             dir.join(".env")
         }
     };
+    // Before .env is read, so two runs cannot each merge into the old text
+    // (see lock.rs); --check only reads, and writes are atomic renames.
+    let dirs: Vec<_> = file
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .into_iter()
+        .collect();
+    let _locks = if args.check {
+        Vec::new()
+    } else {
+        super::lock(ctx, "env", std::slice::from_ref(&args.target), &dirs)?
+    };
     let shown = args.file.clone().unwrap_or_else(|| {
         config
             .path
