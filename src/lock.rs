@@ -20,10 +20,16 @@
 //! The lock is `flock(LOCK_EX|LOCK_NB)` on that file, never on a protected
 //! file itself: those are replaced by rename, and a lock on the old inode
 //! would protect nothing. The kernel drops a flock when its holder exits,
-//! even by kill -9, so a crashed run leaves no stale lock. The lock file is
-//! never removed: a run already waiting on it and a new run creating a new
-//! one would then both "hold the lock". While held, it names its holder
-//! (pid and command) for the message a second run prints.
+//! even by kill -9, so a crashed run leaves no stale lock (only a file that
+//! the next run takes over). While held, the file names its holder (pid
+//! and command) for the message a second run prints.
+//!
+//! A finished run leaves nothing behind, as a failed command writes
+//! nothing: the holder removes the lock file (and a directory it made only
+//! for the lock) before it lets go. A run that was waiting on the removed
+//! file then holds a lock on a name that no longer exists, so after taking
+//! a lock each run checks the name still leads to the file it locked, and
+//! starts over if not.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _};
@@ -53,18 +59,43 @@ const POLL: Duration = Duration::from_millis(100);
 /// file put in its place must not be read or printed whole.
 const HOLDER_CAP: u64 = 4096;
 
-/// A held lock; dropping it releases it.
+/// One held lock: the open lock file and its name.
 #[derive(Debug)]
 pub struct Lock {
     file: Flock<File>,
+    path: PathBuf,
 }
 
-impl Drop for Lock {
+/// The locks of one command; dropping it releases them.
+#[derive(Debug, Default)]
+pub struct Locks {
+    held: Vec<Lock>,
+    /// Directories made for a lock, deepest first.
+    made: Vec<PathBuf>,
+}
+
+impl Drop for Locks {
     fn drop(&mut self) {
-        // Still held here (the flock goes with the fd, after this): a lock
-        // nobody holds names nobody, and a finished run leaves the file
-        // exactly as it found it.
-        let _ = self.file.set_len(0);
+        // While still holding (the flocks go with the fds, after this): the
+        // name is removed only if it still leads to our file (a person may
+        // have removed it and another run made a new one).
+        for lock in self.held.iter().rev() {
+            if still_named(&lock.file, &lock.path) {
+                let _ = std::fs::remove_file(&lock.path);
+            }
+        }
+        // Only an empty directory goes: one the command wrote into stays.
+        for dir in &self.made {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// True when `path` still names the file `file` has open.
+fn still_named(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
     }
 }
 
@@ -89,9 +120,11 @@ pub fn wait_from(env: &dyn Fn(&str) -> Option<String>) -> Result<Duration, Error
 }
 
 /// Locks every directory in `dirs` for `command` (e.g. `poolwright apply
-/// prod`), waiting at most `wait` in all. Each directory is created if
-/// missing: only commands that would create it anyway lock it.
-pub fn acquire_all(dirs: &[PathBuf], command: &str, wait: Duration) -> Result<Vec<Lock>, Error> {
+/// prod`), waiting at most `wait` in all. A missing directory is made (only
+/// commands that would make it anyway lock it), and removed again with the
+/// lock if the command put nothing in it.
+pub fn acquire_all(dirs: &[PathBuf], command: &str, wait: Duration) -> Result<Locks, Error> {
+    let mut locks = Locks::default();
     let mut unique = Vec::new();
     for dir in dirs {
         let dir = if dir.as_os_str().is_empty() {
@@ -99,39 +132,76 @@ pub fn acquire_all(dirs: &[PathBuf], command: &str, wait: Duration) -> Result<Ve
         } else {
             dir.as_path()
         };
+        let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+        for made in missing {
+            locks.made.extend(made.canonicalize().ok());
+        }
         // One name per directory: `out`, `./out` and a link to it are one
         // lock, and a run that opened one lock file twice would wait on
         // itself (flocks on two opens of a file exclude each other).
         unique.push(dir.canonicalize().map_err(|e| Error::io(dir, &e))?);
     }
+    locks
+        .made
+        .sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    locks.made.dedup();
     // One order for every run: two runs that share some directories take
     // them in the same order, so neither can hold one the other waits for.
     unique.sort();
     unique.dedup();
     let deadline = Instant::now() + wait;
-    unique
-        .iter()
-        .map(|dir| acquire(dir, command, deadline))
-        .collect()
+    for dir in &unique {
+        // On an error, `locks` drops: what was taken so far is let go.
+        let lock = acquire(dir, command, deadline)?;
+        locks.held.push(lock);
+    }
+    Ok(locks)
 }
 
 /// Locks `dir`, trying until `deadline`; says once on stderr that it waits.
 fn acquire(dir: &Path, command: &str, deadline: Instant) -> Result<Lock, Error> {
     let path = dir.join(FILE_NAME);
-    let mut file = open(&path)?;
     let mut told = false;
     loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(locked) => {
-                // Best effort: an unnamed holder is still a holder.
-                let line = format!("{} {}\n", std::process::id(), printable(command));
-                let _ = locked.set_len(0);
-                let _ = locked.write_all_at(line.as_bytes(), 0);
-                return Ok(Lock { file: locked });
+        let Some(file) = open(&path)? else {
+            // The holder before us removed the directory it had made, on
+            // its way out; make it again (ours to keep, as the command would).
+            if Instant::now() >= deadline {
+                return Err(Error::message(format!(
+                    "{}: keeps vanishing",
+                    dir.display()
+                )));
             }
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+            continue;
+        };
+        let locked = wait_for(file, dir, &path, deadline, &mut told)?;
+        if !still_named(&locked, &path) {
+            // We waited on a file its holder removed when it finished.
+            continue;
+        }
+        // Best effort: an unnamed holder is still a holder.
+        let line = format!("{} {}\n", std::process::id(), printable(command));
+        let _ = locked.set_len(0);
+        let _ = locked.write_all_at(line.as_bytes(), 0);
+        return Ok(Lock { file: locked, path });
+    }
+}
+
+/// Takes the flock on `file`, trying until `deadline`.
+fn wait_for(
+    mut file: File,
+    dir: &Path,
+    path: &Path,
+    deadline: Instant,
+    told: &mut bool,
+) -> Result<Flock<File>, Error> {
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => return Ok(locked),
             Err((unlocked, Errno::EWOULDBLOCK)) => {
-                let holder = Holder::read(&path);
+                let holder = Holder::read(path);
                 let now = Instant::now();
                 if now >= deadline {
                     return Err(Error::message(format!(
@@ -141,13 +211,13 @@ fn acquire(dir: &Path, command: &str, deadline: Instant) -> Result<Lock, Error> 
                     ))
                     .with_hint("wait for it to finish, or stop it"));
                 }
-                if !told {
+                if !*told {
                     eprintln!(
                         "waiting for the lock on {}, held by {}",
                         printable(&dir.display().to_string()),
                         holder.by()
                     );
-                    told = true;
+                    *told = true;
                 }
                 std::thread::sleep(POLL.min(deadline - now));
                 file = unlocked;
@@ -164,8 +234,8 @@ fn acquire(dir: &Path, command: &str, deadline: Instant) -> Result<Lock, Error> 
 }
 
 /// Opens (or creates, 0600) the lock file at `path`, refusing anything but
-/// a plain file of its own.
-fn open(path: &Path) -> Result<File, Error> {
+/// a plain file of its own; `None` when its directory is gone.
+fn open(path: &Path) -> Result<Option<File>, Error> {
     let remove_it = "remove it when no poolwright run is going on: poolwright makes its own";
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -176,8 +246,12 @@ fn open(path: &Path) -> Result<File, Error> {
         // through it into another file), a FIFO cannot block the open, and
         // no program poolwright starts inherits the lock.
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
+        .open(path);
+    let file = match file {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        other => other,
+    };
+    let file = file.map_err(|e| match e.raw_os_error() {
             Some(nix::libc::ELOOP) => Error::message(format!(
                 "{}: is a symbolic link; poolwright does not follow a lock file",
                 path.display()
@@ -198,7 +272,7 @@ fn open(path: &Path) -> Result<File, Error> {
         ))
         .with_hint(remove_it));
     }
-    Ok(file)
+    Ok(Some(file))
 }
 
 /// Who holds a lock, as its lock file says: `PID COMMAND`.
@@ -254,7 +328,7 @@ mod tests {
     use super::*;
 
     fn held_by_another_open(dir: &Path, line: &str) -> Flock<File> {
-        let file = open(&dir.join(FILE_NAME)).unwrap();
+        let file = open(&dir.join(FILE_NAME)).unwrap().unwrap();
         let locked = Flock::lock(file, FlockArg::LockExclusiveNonblock).unwrap();
         locked.write_all_at(line.as_bytes(), 0).unwrap();
         locked
@@ -280,15 +354,33 @@ mod tests {
         );
         assert!(err.contains(&want), "{err}");
         assert!(err.contains("wait for it to finish, or stop it"), "{err}");
-        // Released: the next run gets it, and a finished run leaves it empty.
+        // Released: the next run gets it, and a finished run leaves nothing.
         drop(held);
         let again = acquire_all(&dirs, "poolwright render", Duration::ZERO).unwrap();
-        drop(again);
-        assert_eq!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), b"");
         let mode = std::fs::metadata(dir.path().join(FILE_NAME))
             .unwrap()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        drop(again);
+        assert!(!dir.path().join(FILE_NAME).exists(), "the lock file stayed");
+    }
+
+    #[test]
+    fn lock_a_run_waiting_on_a_removed_lock_file_takes_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = [dir.path().to_path_buf()];
+        let held = acquire_all(&dirs, "first", Duration::ZERO).unwrap();
+        // A waiter with the first file open, as a second run has while it waits.
+        let stale = open(&dir.path().join(FILE_NAME)).unwrap().unwrap();
+        drop(held);
+        let waiter = Flock::lock(stale, FlockArg::LockExclusiveNonblock).unwrap();
+        assert!(!still_named(&waiter, &dir.path().join(FILE_NAME)));
+        // The waiter starts over on the name, which a third run may hold.
+        let third = acquire_all(&dirs, "third", Duration::ZERO).unwrap();
+        let err = acquire_all(&dirs, "second", Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("third"), "{err}");
+        drop(third);
+        drop(waiter);
     }
 
     #[test]
@@ -340,15 +432,25 @@ mod tests {
         std::os::unix::fs::symlink(&sub, &link).unwrap();
         let dirs = [sub.join("."), link, sub.clone(), dir.path().into()];
         let locks = acquire_all(&dirs, "x", Duration::ZERO).unwrap();
-        assert_eq!(locks.len(), 2);
+        assert_eq!(locks.held.len(), 2);
     }
 
     #[test]
-    fn lock_a_missing_directory_is_made() {
+    fn lock_a_directory_made_for_the_lock_goes_with_it_unless_written() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("a/b");
-        let _locks = acquire_all(std::slice::from_ref(&out), "x", Duration::ZERO).unwrap();
+        let locks = acquire_all(std::slice::from_ref(&out), "x", Duration::ZERO).unwrap();
         assert!(out.join(FILE_NAME).is_file());
+        drop(locks);
+        assert!(!dir.path().join("a").exists(), "a failed run left a/b");
+        let locks = acquire_all(std::slice::from_ref(&out), "x", Duration::ZERO).unwrap();
+        std::fs::write(out.join("pgbouncer.ini"), "x").unwrap();
+        drop(locks);
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            1,
+            "only the written file"
+        );
     }
 
     #[test]

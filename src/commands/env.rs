@@ -35,7 +35,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &EnvArgs) -> Result<(), Error> {
         .into_iter()
         .collect();
     let _locks = if args.check {
-        Vec::new()
+        crate::lock::Locks::default()
     } else {
         super::lock(ctx, "env", std::slice::from_ref(&args.target), &dirs)?
     };

@@ -67,7 +67,7 @@ fn lock(
     command: &str,
     targets: &[String],
     dirs: &[PathBuf],
-) -> Result<Vec<crate::lock::Lock>, Error> {
+) -> Result<crate::lock::Locks, Error> {
     let wait = crate::lock::wait_from(&*ctx.env)?;
     let mut describe = format!("poolwright {command}");
     for target in targets {
