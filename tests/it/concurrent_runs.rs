@@ -52,7 +52,7 @@ fn listing(dir: &Path) -> Vec<String> {
 
 /// Holds the lock on `dir` as a run of `poolwright apply prod` from this
 /// process would, until the result is dropped.
-fn hold(dir: &Path) -> Vec<lock::Lock> {
+fn hold(dir: &Path) -> lock::Locks {
     lock::acquire_all(
         &[dir.to_path_buf()],
         "poolwright apply prod",
@@ -144,6 +144,10 @@ fn thirty_concurrent_env_runs_keep_every_key() {
         text.starts_with("# the app's own\nSTRIPE_KEY=sk_test_x\n"),
         "{text}"
     );
+    assert!(
+        !work.path().join(lock::FILE_NAME).exists(),
+        "the lock file stayed"
+    );
 }
 
 #[test]
@@ -177,6 +181,7 @@ fn a_held_lock_stops_render_naming_the_holder_and_writing_nothing() {
     let run = poolwright(work.path(), &["render", "--out", "out"], &[PASSWORD]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(out.join("pgbouncer.ini").is_file());
+    assert!(!out.join(lock::FILE_NAME).exists(), "the lock file stayed");
 }
 
 #[test]
@@ -206,4 +211,5 @@ fn a_held_lock_stops_apply_before_any_host_file_is_written() {
     let run = poolwright(work.path(), &["apply"], &[PASSWORD]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(etc.join("userlist.txt").is_file());
+    assert!(!etc.join(lock::FILE_NAME).exists(), "the lock file stayed");
 }
