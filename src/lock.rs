@@ -59,9 +59,19 @@ const POLL: Duration = Duration::from_millis(100);
 /// file put in its place must not be read or printed whole.
 const HOLDER_CAP: u64 = 4096;
 
+/// When a directory to lock cannot be written: the command would write there.
+const WRITE_HINT: &str =
+    "poolwright writes in this directory: run it as a user that may write there";
+
+/// When something else is where the lock file goes.
+const REMOVE_IT: &str = "remove it when no poolwright run is going on: poolwright makes its own";
+
+/// When the lock file exists but this user may not open it.
+const OTHER_USER: &str = "the lock file belongs to another user (a run with sudo?): run poolwright as that user, or remove the file when no poolwright run is going on";
+
 /// One held lock: the open lock file and its name.
 #[derive(Debug)]
-pub struct Lock {
+struct Lock {
     file: Flock<File>,
     path: PathBuf,
 }
@@ -133,7 +143,7 @@ pub fn acquire_all(dirs: &[PathBuf], command: &str, wait: Duration) -> Result<Lo
             dir.as_path()
         };
         let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e).with_hint(WRITE_HINT))?;
         for made in missing {
             locks.made.extend(made.canonicalize().ok());
         }
@@ -163,17 +173,19 @@ pub fn acquire_all(dirs: &[PathBuf], command: &str, wait: Duration) -> Result<Lo
 fn acquire(dir: &Path, command: &str, deadline: Instant) -> Result<Lock, Error> {
     let path = dir.join(FILE_NAME);
     let mut told = false;
+    let mut remade = 0;
     loop {
         let Some(file) = open(&path)? else {
             // The holder before us removed the directory it had made, on
             // its way out; make it again (ours to keep, as the command would).
-            if Instant::now() >= deadline {
+            remade += 1;
+            if remade > 100 {
                 return Err(Error::message(format!(
-                    "{}: keeps vanishing",
+                    "{}: removed again each time it is made",
                     dir.display()
                 )));
             }
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e).with_hint(WRITE_HINT))?;
             continue;
         };
         let locked = wait_for(file, dir, &path, deadline, &mut told)?;
@@ -236,7 +248,6 @@ fn wait_for(
 /// Opens (or creates, 0600) the lock file at `path`, refusing anything but
 /// a plain file of its own; `None` when its directory is gone.
 fn open(path: &Path) -> Result<Option<File>, Error> {
-    let remove_it = "remove it when no poolwright run is going on: poolwright makes its own";
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -252,16 +263,17 @@ fn open(path: &Path) -> Result<Option<File>, Error> {
         other => other,
     };
     let file = file.map_err(|e| match e.raw_os_error() {
-            Some(nix::libc::ELOOP) => Error::message(format!(
-                "{}: is a symbolic link; poolwright does not follow a lock file",
-                path.display()
-            ))
-            .with_hint(remove_it),
-            Some(nix::libc::EACCES) => Error::io(path, &e).with_hint(
-                "the lock file belongs to another user (a run with sudo?): run poolwright as that user, or remove the file when no poolwright run is going on",
-            ),
-            _ => Error::io(path, &e),
-        })?;
+        Some(nix::libc::ELOOP) => Error::message(format!(
+            "{}: is a symbolic link; poolwright does not follow a lock file",
+            path.display()
+        ))
+        .with_hint(REMOVE_IT),
+        Some(nix::libc::EACCES) if path.symlink_metadata().is_ok() => {
+            Error::io(path, &e).with_hint(OTHER_USER)
+        }
+        Some(nix::libc::EACCES) => Error::io(path, &e).with_hint(WRITE_HINT),
+        _ => Error::io(path, &e),
+    })?;
     let meta = file.metadata().map_err(|e| Error::io(path, &e))?;
     // A FIFO or device, or a hard link to some other file, would get the
     // holder line written into it.
@@ -270,7 +282,7 @@ fn open(path: &Path) -> Result<Option<File>, Error> {
             "{}: is not a plain file (a FIFO, a device or a hard link)",
             path.display()
         ))
-        .with_hint(remove_it));
+        .with_hint(REMOVE_IT));
     }
     Ok(Some(file))
 }
@@ -292,14 +304,10 @@ impl Holder {
 
     fn parse(text: &str) -> Holder {
         let line = text.lines().next().unwrap_or("").trim();
-        let (pid, command) = match line.split_once(' ') {
-            Some((pid, rest)) => (pid.parse().ok(), rest.trim()),
-            None => (line.parse().ok(), ""),
-        };
-        let command = if pid.is_some() { command } else { line };
+        let (pid, command) = line.split_once(' ').unwrap_or((line, ""));
         Holder {
-            pid,
-            command: printable(command),
+            pid: pid.parse().ok(),
+            command: printable(command.trim()),
         }
     }
 
