@@ -29,11 +29,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &EnvArgs) -> Result<(), Error> {
     };
     // Before .env is read, so two runs cannot each merge into the old text
     // (see lock.rs); --check only reads, and writes are atomic renames.
-    let dirs: Vec<_> = file
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .into_iter()
-        .collect();
+    let dirs = Vec::from_iter(file.parent().map(std::path::Path::to_path_buf));
     let _locks = if args.check {
         crate::lock::Locks::default()
     } else {
