@@ -21,6 +21,7 @@ pub mod files;
 pub mod hand_edits;
 #[doc(hidden)]
 pub mod invariants;
+pub mod lock;
 pub mod plan;
 pub mod providers;
 pub mod render;

@@ -69,6 +69,12 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
     let config = load(cli, ctx)?;
     let templates = Templates::load(args.templates.as_deref())?;
     let targets = config.select(&args.targets)?;
+    let _locks = super::lock(
+        ctx,
+        "apply",
+        &args.targets,
+        &lock_paths(&targets, &config, ctx),
+    )?;
     let runtime = runtime()?;
     let mut state = State::load(&config_file(&config, ctx))?;
     for target in targets {
@@ -156,6 +162,29 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
     }
     state.save(&config_file(&config, ctx))?;
     Ok(())
+}
+
+/// The directories apply writes: each self-hosted target's host files'
+/// directories (config_dir, auth_file's, systemd's unit_dir) and the state
+/// file's. Locked before apply reads any of them (userlist.txt, the state).
+fn lock_paths(
+    targets: &[&crate::config::Target],
+    config: &Config,
+    ctx: &Context,
+) -> Vec<std::path::PathBuf> {
+    let mut dirs = Vec::new();
+    for target in targets {
+        if let Some(t) = target.provider.pgbouncer() {
+            for (_, host_path, _) in t.host_files() {
+                if let Some(dir) = std::path::Path::new(&host_path).parent() {
+                    dirs.push(dir.to_path_buf());
+                }
+            }
+        }
+    }
+    let state = State::path_for(&config_file(config, ctx));
+    dirs.extend(state.parent().map(std::path::Path::to_path_buf));
+    dirs
 }
 
 /// Applies an RDS Proxy target and records what AWS made in `state`.

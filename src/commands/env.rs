@@ -27,6 +27,14 @@ pub fn run(cli: &Cli, ctx: &Context, args: &EnvArgs) -> Result<(), Error> {
             dir.join(".env")
         }
     };
+    // Before .env is read, so two runs cannot each merge into the old text
+    // (see lock.rs); --check only reads, and writes are atomic renames.
+    let dirs = Vec::from_iter(file.parent().map(std::path::Path::to_path_buf));
+    let _locks = if args.check {
+        crate::lock::Locks::default()
+    } else {
+        super::lock(ctx, "env", std::slice::from_ref(&args.target), &dirs)?
+    };
     let shown = args.file.clone().unwrap_or_else(|| {
         config
             .path

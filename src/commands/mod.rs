@@ -13,6 +13,8 @@ mod url;
 mod validate;
 mod verify;
 
+use std::path::PathBuf;
+
 use clap::CommandFactory as _;
 
 use crate::cli::{Cli, Command};
@@ -55,6 +57,24 @@ fn load(cli: &Cli, ctx: &Context) -> Result<Config, Error> {
         shown.clone()
     };
     config::load(&path, &shown, &*ctx.env)
+}
+
+/// Locks the directories `dirs` a command writes, for as long as the
+/// result lives (see lock.rs); `command` names this run to a second one.
+/// Called once by each command that writes files, before it reads them.
+fn lock(
+    ctx: &Context,
+    command: &str,
+    targets: &[String],
+    dirs: &[PathBuf],
+) -> Result<crate::lock::Locks, Error> {
+    let wait = crate::lock::wait_from(&*ctx.env)?;
+    let mut describe = format!("poolwright {command}");
+    for target in targets {
+        describe.push(' ');
+        describe.push_str(target);
+    }
+    crate::lock::acquire_all(dirs, &describe, wait)
 }
 
 /// The single-threaded async runtime that the network-bound commands drive

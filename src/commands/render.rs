@@ -57,14 +57,23 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &RenderArgs) -> Result<(), Error>
         .with_hint("`poolwright url TARGET` prints a managed pooler's URL"));
     }
     let several = with_files.len() > 1;
+    let places: Vec<(PathBuf, PathBuf)> = with_files
+        .iter()
+        .map(|(target, _)| {
+            if several {
+                (out.join(&target.name), args.out.join(&target.name))
+            } else {
+                (out.clone(), args.out.clone())
+            }
+        })
+        .collect();
+    // Each output directory (its subdirectories go with it), before the
+    // userlist.txt there is read for verifiers to reuse.
+    let dirs: Vec<PathBuf> = places.iter().map(|(dir, _)| dir.clone()).collect();
+    let _locks = super::lock(ctx, "render", &args.targets, &dirs)?;
     let mut outputs = Vec::new();
     let mut missing = Vec::new();
-    for (target, t) in &with_files {
-        let (dir, shown) = if several {
-            (out.join(&target.name), args.out.join(&target.name))
-        } else {
-            (out.clone(), args.out.clone())
-        };
+    for ((_, t), (dir, shown)) in with_files.iter().zip(places) {
         let existing = existing_userlist(&dir, &t.auth_file);
         match render(
             t,

@@ -310,7 +310,10 @@ fn kill_loop(dir: &Path, watched: &Path, command: &[&str]) {
             }
             let whole = whole_a.get(&path) == Some(&bytes) || whole_b.get(&path) == Some(&bytes);
             assert!(
-                whole || name.ends_with(".poolwright-written"),
+                // The lock file names a killed holder until the next run.
+                whole
+                    || name.ends_with(".poolwright-written")
+                    || name.ends_with(".poolwright.lock"),
                 "kill {i} after {delay:?} left {name} neither old nor new ({} bytes)",
                 bytes.len()
             );

@@ -4,6 +4,8 @@ mod support;
 
 /// Command-line behaviour: help, exit codes, masking, formats, discovery.
 mod cli;
+/// apply, render and env lock what they write: 30 concurrent env runs keep every key, a held lock names its holder.
+mod concurrent_runs;
 /// Console-only users need no server role; the pools leave slots for direct connections.
 mod console_and_headroom;
 /// One verifier per role across poolers; no secret stored that locks a role out.
