@@ -37,12 +37,25 @@ pub async fn read(direct: &Session) -> Result<Limits, String> {
     })
 }
 
-/// The budget of `target` redone with the server's `limits`.
-pub fn check(target: &Target, limits: &Limits) -> Check {
+/// `target` with the server's `limits` in place of what the YAML says.
+fn with_limits(target: &Target, limits: &Limits) -> Target {
     let mut live = target.clone();
     live.upstream.max_connections = Some(limits.max_connections);
     live.upstream.superuser_reserved_connections = limits.superuser_reserved_connections;
     live.upstream.reserved_connections = limits.reserved_connections;
+    live
+}
+
+/// The slots the budget keeps for direct connections on the live server.
+pub fn direct_slots(target: &Target, limits: &Limits) -> Option<u64> {
+    budget::compute(&with_limits(target, limits))
+        .slots
+        .map(|s| s.direct)
+}
+
+/// The budget of `target` redone with the server's `limits`.
+pub fn check(target: &Target, limits: &Limits) -> Check {
+    let live = with_limits(target, limits);
     let budget = budget::compute(&live);
     let sum = budget.explain(&live, 0).pop().unwrap_or_default();
     let written = target.upstream.max_connections;

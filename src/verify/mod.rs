@@ -26,6 +26,7 @@ pub mod latency;
 pub mod live_budget;
 pub mod pooling;
 pub mod server_login;
+pub mod slots;
 pub mod tls;
 pub mod wire;
 pub mod wire_guard;
@@ -407,40 +408,22 @@ pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error>
     }
 
     // The budget of poolwright's pools against the live server (a managed
-    // pooler sizes its pools itself).
-    match (&direct, bouncer) {
-        (_, None) => {}
-        (Ok(s), Some(b)) => match live_budget::read(s).await {
-            Ok(limits) => checks.push(live_budget::check(b, &limits)),
-            Err(e) => checks.push(Check::warn(
-                "budget",
-                format!("cannot read the server's limits: {e}"),
-                None,
-            )),
-        },
-        (Err(e), Some(_)) => {
-            let d = diagnose(&e.text, &direct_s);
-            let lower = e.text.to_lowercase();
-            let full =
-                lower.contains("remaining connection slots") || lower.contains("too many clients");
-            let detail = format!(
-                "the direct URL {} failed: \"{}\" at {}: {}",
-                ends.direct.masked(),
-                e.text,
-                e.place,
-                d.cause
-            );
-            // A full server is the very failure the budget is about.
-            checks.push(if full {
-                Check::fail("budget", detail, d.fix)
-            } else {
-                Check::warn(
-                    "budget",
-                    format!("not checked against the live server: {detail}"),
-                    Some(d.fix),
-                )
-            });
-        }
+    // pooler sizes its pools itself), and who holds the server's slots.
+    if let Some(b) = bouncer {
+        checks.extend(budget_checks(b, &pooled, &direct, console.as_ref(), &ends, &direct_s).await);
+    }
+
+    let full_fix = checks
+        .iter()
+        .find(|c| c.check == "budget" && c.status == Status::Fail && c.detail.contains("client backends"))
+        .and_then(|c| c.fix.clone());
+    if let (Some(fix), Some(login)) = (
+        full_fix,
+        checks
+            .iter_mut()
+            .find(|c| c.check == "login" && c.status == Status::Fail && c.detail.contains("no connection slot left")),
+    ) {
+        login.fix = Some(format!("the budget check below says who holds the slots: {fix}"));
     }
 
     checks.extend(hazards::checks(
@@ -474,6 +457,119 @@ pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error>
         driver: options.driver.map(|d| d.name.to_string()),
         checks,
     })
+}
+
+/// The live budget, and who holds the server's slots: PgBouncer's server
+/// connections or clients that connect directly. When the server is full,
+/// that attribution is the fix, so the login check's fix points to it too
+/// rather than back at verify.
+async fn budget_checks(
+    b: &pgbouncer::Target,
+    pooled: &Result<Session, ConnectError>,
+    direct: &Result<Session, ConnectError>,
+    console: Option<&Session>,
+    ends: &Endpoints,
+    direct_s: &Situation<'_>,
+) -> Vec<Check> {
+    let servers = match console {
+        Some(c) => slots::read_servers(c).await.ok(),
+        None => None,
+    };
+    // Any session on a backend of the server can list its backends: the
+    // direct one, or the pooled one when the server is too full for ours.
+    let holders = match direct.as_ref().ok().or(pooled.as_ref().ok()) {
+        Some(s) => slots::read(s, servers.as_ref()).await.ok(),
+        None => None,
+    };
+    let e = match direct {
+        Ok(s) => {
+            return match live_budget::read(s).await {
+                Ok(limits) => {
+                    let mut out = vec![live_budget::check(b, &limits)];
+                    if let Some(h) = &holders {
+                        out.push(slots_check(b, h, live_budget::direct_slots(b, &limits)));
+                    }
+                    out
+                }
+                Err(e) => vec![Check::warn(
+                    "budget",
+                    format!("cannot read the server's limits: {e}"),
+                    None,
+                )],
+            };
+        }
+        Err(e) => e,
+    };
+    let d = diagnose(&e.text, direct_s);
+    let lower = e.text.to_lowercase();
+    let full = lower.contains("remaining connection slots") || lower.contains("too many clients");
+    let mut detail = format!(
+        "the direct URL {} failed: \"{}\" at {}: {}",
+        ends.direct.masked(),
+        e.text,
+        e.place,
+        d.cause
+    );
+    if !full {
+        return vec![Check::warn(
+            "budget",
+            format!("not checked against the live server: {detail}"),
+            Some(d.fix),
+        )];
+    }
+    // A full server is the very failure the budget is about: say who fills it.
+    let direct_slots = budget::compute(b).slots.map(|s| s.direct);
+    let fix = match (&holders, &servers) {
+        (Some(h), _) => {
+            detail.push_str(&format!(
+                "; of the server's {} client backends, {} are PgBouncer's and {} are not: {}",
+                h.total,
+                h.pgbouncer,
+                h.other_count(),
+                h.describe_others()
+            ));
+            if h.other_count() > 0 {
+                slots::fix(h, &b.name, direct_slots)
+            } else {
+                d.fix
+            }
+        }
+        (None, Some(sv)) => {
+            detail.push_str(&format!(
+                "; PgBouncer holds {} server connection{} (SHOW SERVERS), so the other slots are held by clients that connect to the server directly",
+                sv.count,
+                if sv.count == 1 { "" } else { "s" }
+            ));
+            slots::fix(&slots::Holders::default(), &b.name, direct_slots)
+        }
+        (None, None) => d.fix,
+    };
+    vec![Check::fail("budget", detail, fix)]
+}
+
+/// The server's client backends now, PgBouncer's and the others: a warning
+/// when the others outgrow the slots the budget keeps for them.
+fn slots_check(b: &pgbouncer::Target, h: &slots::Holders, direct_slots: Option<u64>) -> Check {
+    let others = h.other_count();
+    let mut detail = format!(
+        "{} client backend{} on the server: {} PgBouncer's, {others} not",
+        h.total,
+        if h.total == 1 { "" } else { "s" },
+        h.pgbouncer
+    );
+    if others > 0 {
+        detail.push_str(&format!(" ({})", h.describe_others()));
+    }
+    match direct_slots {
+        Some(kept) if others > kept => Check::warn(
+            "slots",
+            format!(
+                "{detail}: more than the {kept} slots the budget keeps for direct connections, so when the pools fill the server runs out"
+            ),
+            Some(slots::fix(h, &b.name, Some(kept))),
+        ),
+        _ => Check::pass("slots", detail),
+    }
 }
 
 /// TLS on the pooled login: the version and cipher, or a warning when the
