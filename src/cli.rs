@@ -292,11 +292,13 @@ pub struct EnvArgs {
     #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
     pub driver: Option<String>,
 
-    /// The variable for the pooled URL
+    /// The variable for the pooled URL: letters, digits and `_`, not starting with a
+    /// digit, at most 253 characters (anything else is an error, exit 1)
     #[arg(long, value_name = "NAME", default_value = "DATABASE_URL")]
     pub key: String,
 
-    /// Also write the direct URL (for migrations) under this name [default: DIRECT_URL when the driver wants one]
+    /// Also write the direct URL (for migrations) under this name, a variable name
+    /// as for --key [default: DIRECT_URL when the driver wants one]
     #[arg(long, value_name = "NAME")]
     pub direct_key: Option<String>,
 
@@ -322,11 +324,13 @@ pub struct SecretsArgs {
     #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
     pub driver: Option<String>,
 
-    /// The variable for the pooled URL
+    /// The variable for the pooled URL: letters, digits and `_`, not starting with a
+    /// digit, at most 253 characters (anything else is an error, exit 1)
     #[arg(long, value_name = "NAME", default_value = "DATABASE_URL")]
     pub key: String,
 
-    /// Also emit the direct URL under this name [default: DIRECT_URL when the driver wants one]
+    /// Also emit the direct URL under this name, a variable name as for --key
+    /// [default: DIRECT_URL when the driver wants one]
     #[arg(long, value_name = "NAME")]
     pub direct_key: Option<String>,
 

@@ -751,6 +751,8 @@ mod tests {
                 "a value that is not a URL, not shown",
             ),
             ("hunter2", "a value that is not a URL, not shown"),
+            // Found by the property below: a bare secret that looks like `key=`.
+            ("X=", "a value that is not a URL, not shown"),
             ("secret value://x", "a value that is not a URL, not shown"),
             ("", "an empty value"),
         ] {
