@@ -114,17 +114,23 @@ fn run_tool(mut cmd: Command, stdin: Option<&str>) -> Result<(), Error> {
 
 /// A file holding `text` that has no name anywhere, so that no run, killed
 /// or not, can leave it behind: an anonymous memory file (memfd) on Linux,
-/// elsewhere a temporary file unlinked as it is made. The descriptor is
-/// inherited by the next child started (close-on-exec is off): pass it as
-/// `/dev/fd/N`.
+/// elsewhere (or where memfd is refused) a temporary file that has no name
+/// (O_TMPFILE) or is unlinked as it is made. The descriptor is inherited by
+/// the next child started (close-on-exec is off): pass it as `/dev/fd/N`.
 fn unnamed_file(text: &str) -> std::io::Result<std::fs::File> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    let mut file = {
+    let memfd = {
         use nix::sys::memfd::{MFdFlags, memfd_create};
-        std::fs::File::from(memfd_create(c"poolwright-secret", MFdFlags::MFD_CLOEXEC)?)
+        memfd_create(c"poolwright-secret", MFdFlags::MFD_CLOEXEC)
+            .ok()
+            .map(std::fs::File::from)
     };
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let mut file = tempfile::tempfile()?;
+    let memfd = None;
+    let mut file = match memfd {
+        Some(file) => file,
+        None => tempfile::tempfile()?,
+    };
     file.write_all(text.as_bytes())?;
     file.rewind()?;
     // Only now, after every other child (`modal --version`) was started.
