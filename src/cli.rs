@@ -292,11 +292,13 @@ pub struct EnvArgs {
     #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
     pub driver: Option<String>,
 
-    /// The variable for the pooled URL
+    /// The variable for the pooled URL: letters, digits and `_`, not starting with a
+    /// digit, at most 253 characters (anything else is an error, exit 1)
     #[arg(long, value_name = "NAME", default_value = "DATABASE_URL")]
     pub key: String,
 
-    /// Also write the direct URL (for migrations) under this name [default: DIRECT_URL when the driver wants one]
+    /// Also write the direct URL (for migrations) under this name, a variable name
+    /// as for --key [default: DIRECT_URL when the driver wants one]
     #[arg(long, value_name = "NAME")]
     pub direct_key: Option<String>,
 
@@ -322,11 +324,13 @@ pub struct SecretsArgs {
     #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
     pub driver: Option<String>,
 
-    /// The variable for the pooled URL
+    /// The variable for the pooled URL: letters, digits and `_`, not starting with a
+    /// digit, at most 253 characters (anything else is an error, exit 1)
     #[arg(long, value_name = "NAME", default_value = "DATABASE_URL")]
     pub key: String,
 
-    /// Also emit the direct URL under this name [default: DIRECT_URL when the driver wants one]
+    /// Also emit the direct URL under this name, a variable name as for --key
+    /// [default: DIRECT_URL when the driver wants one]
     #[arg(long, value_name = "NAME")]
     pub direct_key: Option<String>,
 
@@ -363,6 +367,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub connections: u32,
+
+    /// Clients to open at once through the pooler, to prove a burst is served within
+    /// the pool [default: twice the pool size, 4 to 50; 20 when the pool is not known]
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub concurrent: Option<u32>,
 
     /// Queries per URL (pooled, then direct) for the latency median and p99
     #[arg(long, value_name = "N", default_value_t = 30,

@@ -191,6 +191,275 @@ pub fn write_value(value: &str, quote: Option<char>) -> String {
     }
 }
 
+/// The longest variable name poolwright writes: a Kubernetes Secret takes
+/// keys of at most 253 characters, the tightest of the stores it writes to.
+pub const MAX_KEY_LEN: usize = 253;
+
+/// Why `key` is not an environment variable name (`[A-Za-z_][A-Za-z0-9_]*`,
+/// at most [`MAX_KEY_LEN`] characters), if it is not. A key is written
+/// into a `.env` line, a Docker env-file and a Kubernetes Secret as it is:
+/// a line break there would add lines of its own, and an empty key writes
+/// `=value`.
+pub fn key_problem(key: &str) -> Option<String> {
+    if key.is_empty() {
+        return Some("it is empty".into());
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Some(format!(
+            "it is {} bytes long; at most {MAX_KEY_LEN} are allowed",
+            key.len()
+        ));
+    }
+    if key.starts_with(|c: char| c.is_ascii_digit()) {
+        return Some("it starts with a digit".into());
+    }
+    let bad = key
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))?;
+    Some(format!(
+        "it contains {}",
+        crate::diagnostic::printable(&format!("{bad:?}"))
+    ))
+}
+
+/// How a replaced value is shown in `env`'s report: with every part that
+/// could hold a secret masked, or not at all. The old value is whatever a
+/// person wrote, so nothing of it is trusted to be well formed; the rule
+/// is an allow-list, which cannot miss: in a URL the scheme, a user name,
+/// hosts, ports and a database name show when they are made of plain
+/// characters, and of its parameters only the values of a few known
+/// harmless keys (`sslmode`, `host`, ...). A password, any other value, and
+/// anything that does not read as such a URL or as `key=value` pairs is
+/// masked or not shown.
+pub fn masked_old_value(value: &str) -> String {
+    if value.is_empty() {
+        return "an empty value".into();
+    }
+    masked_url(value)
+        .or_else(|| masked_conninfo(value))
+        .unwrap_or_else(|| "a value that is not a URL, not shown".into())
+}
+
+/// Parameters whose values never hold a secret and show in a masked value
+/// (compared in lower case).
+const SHOWN_PARAMETERS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "sslmode",
+    "gssencmode",
+    "channel_binding",
+    "target_session_attrs",
+    "application_name",
+    "connect_timeout",
+    "pgbouncer",
+    "schema",
+    "connection_limit",
+    "pool_timeout",
+    "statement_cache_size",
+    "preparethreshold",
+    "prepare_threshold",
+];
+
+/// Other parameter names a connection string may hold (libpq's keywords
+/// and common driver ones): shown with the value masked. A name that is
+/// none of these may be a piece of a secret, and is not shown.
+const MASKED_PARAMETERS: &[&str] = &[
+    "password",
+    "passfile",
+    "sslpassword",
+    "sslkey",
+    "sslcert",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslcertmode",
+    "sslsni",
+    "sslnegotiation",
+    "sslcompression",
+    "requiressl",
+    "ssl",
+    "sslfactory",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "options",
+    "client_encoding",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "requirepeer",
+    "require_auth",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "load_balance_hosts",
+    "currentschema",
+    "search_path",
+];
+
+/// Characters a shown part may hold: no quote, space, `@`, `=`, `;`, `&`,
+/// `?` or `#` (each could end one part and start another), no control
+/// character.
+fn plain(s: &str, extra: &[char]) -> bool {
+    s.chars().all(|c| {
+        c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '%') || extra.contains(&c)
+    })
+}
+
+fn parameter_key(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `key=value` with the value shown only for a known harmless key.
+/// `key=value` with the value shown only for a known harmless key; None
+/// for a key that is no known parameter.
+fn masked_parameter(key: &str, value: Option<&str>) -> Option<String> {
+    let lower = key.to_ascii_lowercase();
+    let shown = SHOWN_PARAMETERS.contains(&lower.as_str());
+    if !parameter_key(key) || !(shown || MASKED_PARAMETERS.contains(&lower.as_str())) {
+        return None;
+    }
+    Some(match value {
+        Some(v) if shown && plain(v, &[':', '/', ',']) => format!("{key}={v}"),
+        _ => format!("{key}={}", crate::url::MASK),
+    })
+}
+
+fn masked_url(value: &str) -> Option<String> {
+    use crate::url::MASK;
+    let (scheme, rest) = value.split_once("://")?;
+    if !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) || !plain(scheme, &['+', ':']) {
+        return None;
+    }
+    let mut out = format!("{scheme}://");
+    // The user information ends at the last `@`: a password may hold a raw
+    // `@` or `/`. Where what comes before that `@` could be parameters
+    // (`?`, `#`, `&`, `=`, `;`), the `@` may be inside one, and what follows
+    // it part of a secret: nothing after the scheme is shown.
+    let rest = match rest.rfind('@') {
+        Some(at) if rest[..at].contains(['?', '#', '&', '=', ';']) => {
+            out.push_str(MASK);
+            return Some(out);
+        }
+        Some(at) => {
+            let info = &rest[..at];
+            let (user, password) = match info.split_once(':') {
+                Some((u, _)) => (u, true),
+                None => (info, false),
+            };
+            if plain(user, &[]) {
+                out.push_str(user);
+                if password {
+                    out.push(':');
+                    out.push_str(MASK);
+                }
+            } else {
+                out.push_str(MASK);
+            }
+            out.push('@');
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, rest) = rest.split_at(end);
+    // Hosts (IPv6 in brackets) with numeric ports, comma-separated.
+    let authority_ok = authority.split(',').all(|h| {
+        let (host, port) = match h.rfind(':') {
+            Some(i) if !h[i..].contains(']') => (&h[..i], Some(&h[i + 1..])),
+            _ => (h, None),
+        };
+        let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => plain(v6, &[':']),
+            None => plain(host, &[]),
+        };
+        host_ok && port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    });
+    out.push_str(if authority_ok { authority } else { MASK });
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((r, _)) => (r, true),
+        None => (rest, false),
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if plain(path, &['/']) {
+        out.push_str(path);
+    } else {
+        out.push('/');
+        out.push_str(MASK);
+    }
+    if let Some(query) = query {
+        let shown: Vec<String> = query
+            .split(['&', ';'])
+            .map(|p| {
+                p.split_once('=')
+                    .and_then(|(k, v)| masked_parameter(k, Some(v)))
+                    .unwrap_or_else(|| MASK.to_string())
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&shown.join("&"));
+    }
+    if fragment {
+        out.push('#');
+        out.push_str(MASK);
+    }
+    Some(out)
+}
+
+/// libpq's `key=value` form (`host=h password='x y'`), any case of key.
+fn masked_conninfo(value: &str) -> Option<String> {
+    let mut shown = Vec::new();
+    let mut rest = value.trim_start();
+    while !rest.is_empty() {
+        let key_end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let key = &rest[..key_end];
+        if key.is_empty() {
+            return None;
+        }
+        rest = rest[key_end..].trim_start().strip_prefix('=')?.trim_start();
+        let (raw, after) = if let Some(quoted) = rest.strip_prefix('\'') {
+            let mut escaped = false;
+            let close = quoted.char_indices().find_map(|(i, c)| {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == '\'' {
+                    return Some(i);
+                }
+                None
+            })?;
+            // A quoted value is never shown.
+            (None, &quoted[close + 1..])
+        } else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            (Some(&rest[..end]), &rest[end..])
+        };
+        if !after.is_empty() && !after.starts_with(char::is_whitespace) {
+            return None;
+        }
+        shown.push(masked_parameter(key, raw)?);
+        rest = after.trim_start();
+    }
+    if shown.is_empty() {
+        return None;
+    }
+    Some(shown.join(" "))
+}
+
 /// What a merge did to one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -406,6 +675,90 @@ mod tests {
         assert!(!shown.contains("d3bug-pw"), "{shown}");
         assert!(shown.contains("DATABASE_URL"), "{shown}");
     }
+
+    #[test]
+    fn keys_are_environment_variable_names() {
+        for good in ["DATABASE_URL", "_x", "a1", &"K".repeat(MAX_KEY_LEN)] {
+            assert_eq!(key_problem(good), None, "{good}");
+        }
+        for (bad, says) in [
+            ("", "empty"),
+            ("1X", "digit"),
+            ("A\nB=evil", "'\\n'"),
+            ("A B", "' '"),
+            ("A-B", "'-'"),
+            ("A.B", "'.'"),
+            ("A=B", "'='"),
+            ("Ü", "'Ü'"),
+        ] {
+            let problem = key_problem(bad).unwrap_or_else(|| panic!("{bad:?} passed"));
+            assert!(problem.contains(says), "{bad:?}: {problem}");
+            assert!(!problem.contains('\n'), "{problem:?}");
+        }
+        assert!(
+            key_problem(&"K".repeat(MAX_KEY_LEN + 1))
+                .unwrap()
+                .contains("254 bytes")
+        );
+    }
+
+    #[test]
+    fn an_old_value_shows_with_every_secret_masked_or_not_at_all() {
+        for (old, shown) in [
+            ("postgresql://app:pa/ss@h/db", "postgresql://app:****@h/db"),
+            ("postgresql://u:s3cr@t@h:5/d", "postgresql://u:****@h:5/d"),
+            ("postgresql://app:p?w#x@h:6432/db", "postgresql://****"),
+            (
+                "postgresql://h:5432/d?password=abc@def",
+                "postgresql://****",
+            ),
+            ("postgres://u@h/d", "postgres://u@h/d"),
+            ("postgresql://:pw@h/d", "postgresql://:****@h/d"),
+            (
+                "postgresql://h/db?sslmode=require&Password=secret",
+                "postgresql://h/db?sslmode=require&Password=****",
+            ),
+            (
+                "jdbc:postgresql://h/d?user=u&password=x;PASSWORD=y",
+                "jdbc:postgresql://h/d?user=u&password=****&PASSWORD=****",
+            ),
+            ("postgresql://h/d?pass%77ord=x", "postgresql://h/d?****"),
+            (
+                "postgresql://h/d?host=a;password=x",
+                "postgresql://h/d?host=a&password=****",
+            ),
+            (
+                "postgresql://h/d?sslmode=x%3Bpassword%3Dy",
+                "postgresql://h/d?sslmode=x%3Bpassword%3Dy",
+            ),
+            ("postgresql://h/d?secretword", "postgresql://h/d?****"),
+            ("postgresql://app:secret", "postgresql://****"),
+            ("postgresql://h/d#secret", "postgresql://h/d#****"),
+            ("postgresql://h/d b=secret", "postgresql://h/****"),
+            (
+                "postgresql://[::1]:5432,h2:5433/d",
+                "postgresql://[::1]:5432,h2:5433/d",
+            ),
+            ("postgresql://us er:pw@h/d", "postgresql://****@h/d"),
+            ("Password=secret", "Password=****"),
+            (
+                "host=h PASSWORD = 'se cret\\' x' port=5",
+                "host=h PASSWORD=**** port=5",
+            ),
+            ("Host=h;Password=secret", "Host=****"),
+            (
+                "host=h password='unterminated",
+                "a value that is not a URL, not shown",
+            ),
+            ("hunter2", "a value that is not a URL, not shown"),
+            // Found by the property below: a bare secret that looks like `key=`.
+            ("X=", "a value that is not a URL, not shown"),
+            ("secret value://x", "a value that is not a URL, not shown"),
+            ("", "an empty value"),
+        ] {
+            assert_eq!(masked_old_value(old), shown, "{old}");
+        }
+    }
     use proptest::prelude::*;
 
     const URL: &str = "postgresql://app:p%40ss@127.0.0.1:6432/db";
@@ -603,6 +956,25 @@ mod tests {
     }
 
     proptest! {
+        /// A password of `Q`, `X`, `Z` and punctuation, in any of the places
+        /// a password goes: none of its letters shows in the masked value.
+        #[test]
+        fn a_masked_old_value_never_shows_a_password(p in "[QXZ !-/:-@\\[-`{-~]{1,16}") {
+            let quoted = p.replace('\\', "\\\\").replace('\'', "\\'");
+            for old in [
+                format!("postgresql://app:{p}@db.example:6432/mydb?sslmode=require"),
+                format!("postgresql://db.example:6432/mydb?sslmode=require&password={p}"),
+                format!("jdbc:postgresql://db.example/mydb?user=app&Password={p}&ssl=true"),
+                format!("host=db.example password={p} port=5432"),
+                format!("host=db.example Password = '{quoted}' port=5432"),
+                format!("Host=db.example;Password={p};Port=5432"),
+                p.clone(),
+            ] {
+                let shown = masked_old_value(&old);
+                prop_assert!(!shown.contains(['Q', 'X', 'Z']), "{} shown as {}", old, shown);
+            }
+        }
+
         /// Every line that does not assign DATABASE_URL survives byte for
         /// byte and in order; every DATABASE_URL line reads back as the new
         /// value; a second merge changes nothing.

@@ -86,6 +86,64 @@ fn host_char(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '%')
 }
 
+/// Where a host is, for one that only some machines can reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Loopback or the unspecified address (`127.0.0.0/8`, `::1`,
+    /// `localhost`, `0.0.0.0`, `::`): the machine the client runs on.
+    ThisMachine,
+    /// A private network (`10/8`, `172.16/12`, `192.168/16`, `fc00::/7`).
+    PrivateNetwork,
+    /// Link-local (`169.254/16`, `fe80::/10`): one network segment.
+    LinkLocal,
+    /// A directory: libpq connects to a Unix socket on the client's machine.
+    UnixSocket,
+}
+
+/// Where `host` is when that limits who can reach it; None for a name or
+/// a public address. Names other than `localhost` are not resolved.
+pub fn host_reach(host: &str) -> Option<Reach> {
+    use std::net::{IpAddr, Ipv4Addr};
+    if host.starts_with(['/', '@']) {
+        return Some(Reach::UnixSocket);
+    }
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    if name == "localhost" || name.ends_with(".localhost") {
+        return Some(Reach::ThisMachine);
+    }
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    let bare = bare.split_once('%').map_or(bare, |(a, _zone)| a);
+    let v4 = |ip: Ipv4Addr| {
+        if ip.is_loopback() || ip.is_unspecified() {
+            Some(Reach::ThisMachine)
+        } else if ip.is_private() {
+            Some(Reach::PrivateNetwork)
+        } else if ip.is_link_local() {
+            Some(Reach::LinkLocal)
+        } else {
+            None
+        }
+    };
+    match bare.parse::<IpAddr>().ok()? {
+        IpAddr::V4(ip) => v4(ip),
+        IpAddr::V6(ip) => {
+            if let Some(mapped) = ip.to_ipv4_mapped() {
+                return v4(mapped);
+            }
+            let first = ip.segments()[0];
+            if ip.is_loopback() || ip.is_unspecified() {
+                Some(Reach::ThisMachine)
+            } else if first & 0xfe00 == 0xfc00 {
+                Some(Reach::PrivateNetwork)
+            } else if first & 0xffc0 == 0xfe80 {
+                Some(Reach::LinkLocal)
+            } else {
+                None
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PgUrl {
     pub scheme: String,
@@ -398,6 +456,36 @@ mod tests {
                 .unwrap()
                 .contains("254 bytes")
         );
+    }
+
+    #[test]
+    fn hosts_only_some_machines_reach() {
+        for (host, reach) in [
+            ("127.0.0.1", Some(Reach::ThisMachine)),
+            ("127.8.9.10", Some(Reach::ThisMachine)),
+            ("::1", Some(Reach::ThisMachine)),
+            ("[::1]", Some(Reach::ThisMachine)),
+            ("::ffff:127.0.0.1", Some(Reach::ThisMachine)),
+            ("localhost", Some(Reach::ThisMachine)),
+            ("LocalHost.", Some(Reach::ThisMachine)),
+            ("db.localhost", Some(Reach::ThisMachine)),
+            ("0.0.0.0", Some(Reach::ThisMachine)),
+            ("10.1.2.3", Some(Reach::PrivateNetwork)),
+            ("172.16.0.1", Some(Reach::PrivateNetwork)),
+            ("172.31.255.255", Some(Reach::PrivateNetwork)),
+            ("192.168.1.1", Some(Reach::PrivateNetwork)),
+            ("fd12:3456::1", Some(Reach::PrivateNetwork)),
+            ("169.254.1.1", Some(Reach::LinkLocal)),
+            ("fe80::1%eth0", Some(Reach::LinkLocal)),
+            ("/var/run/postgresql", Some(Reach::UnixSocket)),
+            ("172.32.0.1", None),
+            ("8.8.8.8", None),
+            ("2001:db8::1", None),
+            ("db.example.com", None),
+            ("localhost.example.com", None),
+        ] {
+            assert_eq!(host_reach(host), reach, "{host}");
+        }
     }
 
     #[test]

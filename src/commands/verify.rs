@@ -25,6 +25,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
             .as_deref()
             .map(|d| drivers::find(d).expect("clap checks the driver name")),
         connections: args.connections,
+        concurrent: args.concurrent,
         samples: args.samples,
         timeout: TIMEOUT,
     };
@@ -65,8 +66,12 @@ fn count(report: &Report, status: Status) -> usize {
 /// One line per check, its fix on the line below.
 fn text(report: &Report) -> String {
     let mut out = format!(
-        "verify {} ({}): {}\n",
-        report.target, report.provider, report.url
+        "verify {} ({}): {}\nverdict: {}: {}\n",
+        report.target,
+        report.provider,
+        report.url,
+        report.verdict.state.label(),
+        report.verdict.why
     );
     for c in &report.checks {
         out.push_str(&format!(
@@ -95,8 +100,12 @@ fn cell(text: &str) -> String {
 
 fn markdown(report: &Report) -> String {
     let mut out = format!(
-        "**verify {}** ({}): `{}`\n\n| status | check | result | fix |\n| --- | --- | --- | --- |\n",
-        report.target, report.provider, report.url
+        "**verify {}** ({}): `{}`\n\n**{}**: {}\n\n| status | check | result | fix |\n| --- | --- | --- | --- |\n",
+        report.target,
+        report.provider,
+        report.url,
+        report.verdict.state.label(),
+        cell(&report.verdict.why)
     );
     for c in &report.checks {
         out.push_str(&format!(

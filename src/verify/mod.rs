@@ -17,6 +17,7 @@
 //! [`latency`], and [`health`] (the quick probe behind `status`).
 
 pub mod admin;
+pub mod concurrency;
 pub mod connect;
 pub mod diagnose;
 pub mod drift;
@@ -100,6 +101,35 @@ impl Check {
     }
 }
 
+/// The headline: is the app pooled?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Clients share server connections within the pool.
+    Pooled,
+    /// The pooled URL gives each client a server connection of its own.
+    NotPooled,
+    /// The app cannot get a connection through the pooler, or soon will not.
+    Broken,
+}
+
+impl State {
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Pooled => "POOLED",
+            State::NotPooled => "NOT POOLED",
+            State::Broken => "BROKEN",
+        }
+    }
+}
+
+/// The headline verdict and the reason, in one line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub state: State,
+    pub why: String,
+}
+
 /// Everything verify found for one target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -108,7 +138,76 @@ pub struct Report {
     /// The pooled URL, password masked.
     pub url: String,
     pub driver: Option<String>,
+    pub verdict: Verdict,
     pub checks: Vec<Check>,
+}
+
+/// The first clause of a check's detail, for the headline.
+fn first_clause(detail: &str) -> &str {
+    detail.split(';').next().unwrap_or(detail).trim()
+}
+
+/// The headline from the checks: broken when the app cannot log in or
+/// PgBouncer cannot open new server connections, not pooled when clients
+/// get server backends of their own, else pooled (naming what else fails).
+pub fn verdict(checks: &[Check]) -> Verdict {
+    let find = |name: &str| checks.iter().find(|c| c.check == name);
+    let failed = |name: &str| find(name).is_some_and(|c| c.status == Status::Fail);
+    let why = |text: &str, see: &str| Verdict {
+        state: State::Broken,
+        why: format!("{text} (see {see})"),
+    };
+    if failed("login") {
+        return why("the app cannot log in through the pooled URL", "login");
+    }
+    if failed("server login") {
+        return why(
+            "PgBouncer cannot open new server connections, so the pool fails as its open ones close",
+            "server login",
+        );
+    }
+    let own = |c: &Check| c.status == Status::Fail && c.detail.contains("of its own");
+    if let Some(c) = ["pooling", "concurrency"]
+        .iter()
+        .filter_map(|n| find(n))
+        .find(|c| own(c))
+    {
+        return Verdict {
+            state: State::NotPooled,
+            why: format!(
+                "{}: each client gets a server backend of its own (see {})",
+                first_clause(&c.detail),
+                c.check
+            ),
+        };
+    }
+    let mut why = match (find("pooling"), find("concurrency")) {
+        (Some(p), Some(c)) if p.status == Status::Pass => {
+            format!("{}; {}", first_clause(&p.detail), first_clause(&c.detail))
+        }
+        (Some(p), _) => first_clause(&p.detail).to_string(),
+        _ => "the login through the pooler works".to_string(),
+    };
+    let failing: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.check.as_str())
+        .collect();
+    if failing.is_empty() {
+        why.push_str("; no check fails");
+    } else {
+        why.push_str(&format!(
+            "; but {} check{} fail{}: {}",
+            failing.len(),
+            if failing.len() == 1 { "" } else { "s" },
+            if failing.len() == 1 { "s" } else { "" },
+            failing.join(", ")
+        ));
+    }
+    Verdict {
+        state: State::Pooled,
+        why,
+    }
 }
 
 impl Report {
@@ -132,6 +231,8 @@ pub struct Options {
     pub driver: Option<&'static Driver>,
     /// Short connections in a row for the pooling proof.
     pub connections: u32,
+    /// Clients at once for the concurrency proof (None: twice the pool).
+    pub concurrent: Option<u32>,
     /// Queries per URL for the latency figures.
     pub samples: u32,
     /// Per connection attempt.
@@ -271,7 +372,7 @@ pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error>
                     latency::ms(s.login_time)
                 ),
             ));
-            checks.push(tls_check(s, target, bouncer));
+            checks.push(tls_check(s, &ends.pooled.host, target, bouncer));
         }
         Err(e) => checks.push(login_failed(
             "login",
@@ -395,6 +496,11 @@ pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error>
             }
             Err(check) => checks.push(check),
         }
+        let n = options
+            .concurrent
+            .unwrap_or_else(|| concurrency::default_clients(cap));
+        let crowd = concurrency::measure(&ends.pooled, witness, n, options.timeout).await;
+        checks.push(concurrency::judge(&crowd, cap, &target.name, &pooled_s));
     } else {
         checks.push(Check::warn(
             "pooling",
@@ -415,15 +521,19 @@ pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error>
 
     let full_fix = checks
         .iter()
-        .find(|c| c.check == "budget" && c.status == Status::Fail && c.detail.contains("client backends"))
+        .find(|c| c.check == "budget" && c.status == Status::Fail)
         .and_then(|c| c.fix.clone());
     if let (Some(fix), Some(login)) = (
         full_fix,
-        checks
-            .iter_mut()
-            .find(|c| c.check == "login" && c.status == Status::Fail && c.detail.contains("no connection slot left")),
+        checks.iter_mut().find(|c| {
+            c.check == "login"
+                && c.status == Status::Fail
+                && c.detail.contains("no connection slot left")
+        }),
     ) {
-        login.fix = Some(format!("the budget check below says who holds the slots: {fix}"));
+        login.fix = Some(format!(
+            "the budget check below says who holds the slots: {fix}"
+        ));
     }
 
     checks.extend(hazards::checks(
@@ -455,6 +565,7 @@ pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error>
         provider: target.provider.describe(),
         url: ends.pooled.masked(),
         driver: options.driver.map(|d| d.name.to_string()),
+        verdict: verdict(&checks),
         checks,
     })
 }
@@ -477,9 +588,10 @@ async fn budget_checks(
     };
     // Any session on a backend of the server can list its backends: the
     // direct one, or the pooled one when the server is too full for ours.
-    let holders = match direct.as_ref().ok().or(pooled.as_ref().ok()) {
-        Some(s) => slots::read(s, servers.as_ref()).await.ok(),
-        None => None,
+    let holders = match (direct, pooled) {
+        (Ok(s), _) => slots::read(s, servers.as_ref(), false).await.ok(),
+        (_, Ok(s)) => slots::read(s, servers.as_ref(), true).await.ok(),
+        _ => None,
     };
     let e = match direct {
         Ok(s) => {
@@ -521,11 +633,14 @@ async fn budget_checks(
     let direct_slots = budget::compute(b).slots.map(|s| s.direct);
     let fix = match (&holders, &servers) {
         (Some(h), _) => {
+            let verb = |n: u64| if n == 1 { "is" } else { "are" };
             detail.push_str(&format!(
-                "; of the server's {} client backends, {} are PgBouncer's and {} are not: {}",
+                "; of the server's {} client backends, {} {} PgBouncer's and {} {} not: {}",
                 h.total,
                 h.pgbouncer,
+                verb(h.pgbouncer),
                 h.other_count(),
+                verb(h.other_count()),
                 h.describe_others()
             ));
             if h.other_count() > 0 {
@@ -575,9 +690,29 @@ fn slots_check(b: &pgbouncer::Target, h: &slots::Holders, direct_slots: Option<u
 /// TLS on the pooled login: the version and cipher, or a warning when the
 /// pooler offers none (a failure cannot get here: sslmode=require refuses
 /// the login itself).
-fn tls_check(session: &Session, target: &Target, bouncer: Option<&pgbouncer::Target>) -> Check {
+fn tls_check(
+    session: &Session,
+    host: &str,
+    target: &Target,
+    bouncer: Option<&pgbouncer::Target>,
+) -> Check {
     if let Some(t) = &session.tls {
         return Check::pass("tls", format!("{}, {}", t.version, t.cipher));
+    }
+    // Traffic that never leaves this machine has nothing to encrypt: a
+    // warning there would teach users to ignore the one that matters.
+    if let Some(reach @ (crate::url::Reach::ThisMachine | crate::url::Reach::UnixSocket)) =
+        crate::url::host_reach(host)
+    {
+        let how = if reach == crate::url::Reach::UnixSocket {
+            "a Unix socket"
+        } else {
+            "loopback"
+        };
+        return Check::pass(
+            "tls",
+            format!("none needed: the pooled URL is {how}, so the traffic stays on this machine"),
+        );
     }
     let (host, setting) = match bouncer {
         Some(b) => (
@@ -638,4 +773,47 @@ async fn latency_check(
         pooled_login.unwrap_or(pooled.login_time),
         (!direct_logins.is_empty()).then(|| latency::median(&direct_logins)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_names_the_worst_and_why() {
+        let pooling = Check::pass(
+            "pooling",
+            "20 connections in a row were served by 1 server backend; login median 2 ms",
+        );
+        let crowd = Check::pass(
+            "concurrency",
+            "24 clients at once were served by 12 server backends; x",
+        );
+        let budget = Check::fail("budget", "too many", "lower them");
+        let v = verdict(&[pooling.clone(), crowd.clone(), budget.clone()]);
+        assert_eq!(v.state, State::Pooled);
+        assert_eq!(
+            v.why,
+            "20 connections in a row were served by 1 server backend; 24 clients at once were served by 12 server backends; but 1 check fails: budget"
+        );
+        assert!(
+            verdict(&[pooling.clone(), crowd.clone()])
+                .why
+                .ends_with("no check fails")
+        );
+
+        let own = Check::fail(
+            "pooling",
+            "20 connections in a row were served by 20 server backends: every connection got a server backend of its own",
+            "point it",
+        );
+        assert_eq!(verdict(&[own, crowd.clone()]).state, State::NotPooled);
+
+        let login = Check::fail("login", "refused", "fix");
+        assert_eq!(verdict(&[login, budget]).state, State::Broken);
+        let server = Check::fail("server login", "differs", "apply");
+        let v = verdict(&[pooling, crowd, server]);
+        assert_eq!(v.state, State::Broken);
+        assert!(v.why.contains("see server login"), "{}", v.why);
+    }
 }

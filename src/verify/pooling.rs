@@ -156,10 +156,15 @@ pub fn judge(proof: &Proof, cap: Option<u64>, target: &str, via_direct: &str) ->
         checks.push(Check::pass("pooling", detail));
     }
     if let Err(e) = &proof.backends {
+        // Only a permission problem is fixed by a grant; a direct URL that
+        // fails has its own check (budget) saying why.
+        let fix = e.contains("permission denied").then(|| {
+            "the pooling verdict above rests on pg_backend_pid alone; grant pg_read_all_stats to the URL's user to count server backends too".to_string()
+        });
         checks.push(Check::warn(
             "server backends",
-            format!("not counted: cannot read pg_stat_activity through the direct URL {via_direct}: {e}"),
-            Some("the pooling verdict above rests on pg_backend_pid alone; grant pg_read_all_stats to the URL's user to count server backends too".into()),
+            format!("not counted: cannot read pg_stat_activity through the direct URL {via_direct}: {e}; the pooling verdict rests on pg_backend_pid alone"),
+            fix,
         ));
     }
     checks

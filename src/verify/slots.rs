@@ -124,7 +124,9 @@ pub fn attribute(table: &Table, servers: Option<&Servers>) -> Holders {
         let col = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
         let port: Option<i32> = row.get(1).cloned().flatten().and_then(|p| p.parse().ok());
         let ours = match (servers, port) {
-            (Some(s), Some(p)) if p > 0 => u16::try_from(p).is_ok_and(|p| s.local_ports.contains(&p)),
+            (Some(s), Some(p)) if p > 0 => {
+                u16::try_from(p).is_ok_and(|p| s.local_ports.contains(&p))
+            }
             (Some(_), Some(-1)) if unmatched_socket > 0 => {
                 unmatched_socket -= 1;
                 true
@@ -150,17 +152,30 @@ pub fn attribute(table: &Table, servers: Option<&Servers>) -> Holders {
             count,
         })
         .collect();
-    holders
-        .others
-        .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.address.cmp(&b.address)));
+    holders.others.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.address.cmp(&b.address))
+    });
     holders
 }
 
 /// Reads the server's backends through `server` (a direct session, or a
 /// pooled one: either runs on a backend of the server) and sorts them.
-pub async fn read(server: &Session, servers: Option<&Servers>) -> Result<Holders, String> {
+/// Through the pooler, the backend running the query is one of
+/// PgBouncer's, which the query itself leaves out: it is counted back in.
+pub async fn read(
+    server: &Session,
+    servers: Option<&Servers>,
+    through_pooler: bool,
+) -> Result<Holders, String> {
     let table = server.table(BACKENDS).await?;
-    Ok(attribute(&table, servers))
+    let mut holders = attribute(&table, servers);
+    if through_pooler {
+        holders.total += 1;
+        holders.pgbouncer += 1;
+    }
+    Ok(holders)
 }
 
 /// The fix for slots held by clients that bypass the pooler.
@@ -222,8 +237,20 @@ mod tests {
         ];
         let holders = attribute(
             &backends(&[
-                &[Some("127.0.0.1"), Some("41000"), Some(""), Some("app"), Some("db")],
-                &[Some("127.0.0.1"), Some("41001"), Some(""), Some("app"), Some("db")],
+                &[
+                    Some("127.0.0.1"),
+                    Some("41000"),
+                    Some(""),
+                    Some("app"),
+                    Some("db"),
+                ],
+                &[
+                    Some("127.0.0.1"),
+                    Some("41001"),
+                    Some(""),
+                    Some("app"),
+                    Some("db"),
+                ],
                 &hog,
                 &hog,
                 &[None, None, Some("cron"), Some("ops"), Some("db")],
@@ -251,7 +278,10 @@ mod tests {
         let socket = [Some(""), Some("-1"), Some(""), Some("app"), Some("db")];
         let holders = attribute(&backends(&[&socket, &socket]), Some(&servers));
         assert_eq!(holders.pgbouncer, 1);
-        assert_eq!(holders.describe_others(), "1 over the local socket as `app`");
+        assert_eq!(
+            holders.describe_others(),
+            "1 over the local socket as `app`"
+        );
         // Without the console nothing is PgBouncer's.
         assert_eq!(attribute(&backends(&[&socket]), None).pgbouncer, 0);
     }

@@ -14,6 +14,9 @@ mod credentials;
 mod drivers;
 /// Real PostgreSQL and PgBouncer, started by the tests.
 mod e2e;
+/// .env files and secret stores: private modes, masked old values, checked
+/// keys, printed commands without values, no file left by --apply.
+mod env_secrets;
 /// Every example config validates, plans and renders.
 mod examples;
 /// Hand edits kept unless --force, kill -9 never leaves a half-written file, 0600 under any umask.

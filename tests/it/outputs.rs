@@ -166,10 +166,16 @@ fn fake_tools(dir: &Path) -> String {
     )
 }
 
+/// The printed commands hold no value (it comes from `poolwright` through a
+/// pipe or a 0600 file): pasted into a shell, they store the real URL.
 #[test]
 fn printed_secret_commands_survive_the_shell() {
     let dir = project(CONFIG);
-    let path = fake_tools(dir.path());
+    let path = format!(
+        "{}:{}",
+        crate::support::bin().parent().expect("bin dir").display(),
+        fake_tools(dir.path())
+    );
     let url = real_url(dir.path(), &[]);
     for (store, tool) in [("modal", "modal"), ("github", "gh")] {
         let run = pw(
@@ -185,17 +191,18 @@ fn printed_secret_commands_survive_the_shell() {
             ],
         );
         assert_eq!(run.code, 0, "{}", run.stderr);
-        let masked = pw(dir.path(), &["secrets", "prod", "--to", store]);
         assert!(
-            masked.stdout.contains("****") && !masked.stdout.contains("p%40ss"),
+            !run.stdout.contains("p%40ss") && !run.stdout.contains("****"),
             "{}",
-            masked.stdout
+            run.stdout
         );
         // Run what poolwright printed, as a user would paste it.
         let out = Command::new("sh")
             .arg("-c")
             .arg(&run.stdout)
+            .current_dir(dir.path())
             .env("PATH", &path)
+            .env("APP_PASSWORD", PASSWORD)
             .output()
             .expect("sh");
         assert!(
@@ -205,14 +212,24 @@ fn printed_secret_commands_survive_the_shell() {
         );
         let args = fs::read_to_string(dir.path().join(format!("{tool}.args"))).expect("args");
         let stdin = fs::read_to_string(dir.path().join(format!("{tool}.stdin"))).expect("stdin");
+        assert!(!args.contains("p%40ss"), "the password is in argv: {args}");
         match store {
-            "modal" => assert_eq!(
-                args,
-                format!("secret\ncreate\nprod-database\nDATABASE_URL={url}\n--force\n")
-            ),
+            "modal" => {
+                assert!(
+                    args.starts_with("secret\ncreate\nprod-database\n--from-dotenv\n")
+                        && args.ends_with("\n--force\n"),
+                    "{args}"
+                );
+                let dotenv = fs::read_to_string(dir.path().join("modal.file")).expect("file");
+                assert_eq!(crate_values(&dotenv, "DATABASE_URL"), vec![url.clone()]);
+            }
             _ => {
-                assert_eq!(args, "secret\nset\nDATABASE_URL\n--env\nproduction\n");
-                assert_eq!(stdin, url, "gh got the value on stdin");
+                assert_eq!(args, "secret\nset\n-f\n-\n--env\nproduction\n");
+                assert_eq!(
+                    stdin,
+                    format!("DATABASE_URL={url}\n"),
+                    "gh got the env-file on stdin"
+                );
             }
         }
     }

@@ -143,11 +143,21 @@ fn a_device_or_fifo_as_the_host_files_stops_apply_before_any_change() {
 }
 
 #[test]
-fn a_fifo_as_dot_env_ends_plan_at_once() {
+fn a_fifo_as_dot_env_ends_plan_and_env_at_once() {
     let work = tempfile::tempdir().expect("tempdir");
     write_config(work.path());
     fifo(&work.path().join(".env"));
     refused(work.path(), &["plan"], ".env", "is a FIFO");
+    refused(work.path(), &["env", "prod"], ".env", "is a FIFO");
+    let zero = tempfile::tempdir().expect("tempdir");
+    write_config(zero.path());
+    zero_link(&zero.path().join(".env"));
+    refused(
+        zero.path(),
+        &["env", "prod"],
+        ".env",
+        "is a character device",
+    );
 }
 
 #[test]

@@ -231,8 +231,28 @@ fn healthy_on(build: &BouncerBuild) {
     let pooled = figure(&latency, "through the pooler: median");
     let direct = figure(&latency, "direct: median");
     assert!(pooled > 0.0 && direct > 0.0 && pooled < 100.0, "{latency}");
+    // 24 clients at once (twice the pool) stay within the pool.
+    let (_, crowd) = check(&run, "concurrency");
+    expect(
+        &run,
+        "concurrency",
+        "PASS",
+        &["24 clients at once were served by", "pool cap 12"],
+    );
+    let served = figure(&crowd, "served by");
+    assert!((1.0..=12.0).contains(&served), "{crowd}");
+    let peak = figure(&crowd, "peaked at");
+    assert!(peak <= 13.0, "more backends than the pool: {crowd}");
+    expect(&run, "slots", "PASS", &["PgBouncer's, 0 not"]);
+    let headline = run.stdout.lines().nth(1).unwrap_or_default();
     assert!(
-        run.stdout.contains("summary: 10 pass, 1 warn, 0 fail"),
+        headline.starts_with("verdict: POOLED: 20 connections in a row were served by")
+            && headline.ends_with("no check fails"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("summary: 12 pass, 1 warn, 0 fail"),
         "{}",
         run.stdout
     );
@@ -579,7 +599,16 @@ fn direct_as_pooled_on(build: &BouncerBuild) {
     assert_eq!(run.code, 1, "an unpooled URL passed verify");
     // The login works, which is why this mistake goes unnoticed...
     expect(&run, "login", "PASS", &["via SCRAM-SHA-256"]);
-    expect(&run, "tls", "WARN", &["no TLS"]);
+    // Loopback: nothing leaves the machine, so no TLS warning.
+    expect(&run, "tls", "PASS", &["none needed", "loopback"]);
+    assert!(
+        run.stdout.contains(
+            "verdict: NOT POOLED: 15 connections in a row were served by 15 server backends"
+        ),
+        "{}",
+        run.stdout
+    );
+    expect(&run, "concurrency", "FAIL", &["of its own"]);
     // ... but each connection is a backend of its own.
     expect(
         &run,
@@ -610,8 +639,10 @@ fn a_full_server_is_named_with_the_real_texts() {
 
 fn full_server_on(build: &BouncerBuild) {
     let pg = cluster_with_app();
+    pg.create_role("pgbadmin", ADMIN_PASSWORD);
     let dir = scratch();
     let mut spec = Spec::new(dir.path(), pg.port, build);
+    spec.admin = true;
     // PgBouncer passes a failed server login to the clients waiting then,
     // and makes later ones wait server_login_retry (15 s) for the next try.
     spec.extra = "      server_login_retry: 1\n";
@@ -654,12 +685,102 @@ fn full_server_on(build: &BouncerBuild) {
 
     let run = verify(&spec, &[]);
     assert_eq!(run.code, 1);
-    expect(&run, "login", "FAIL", &["no connection slot left"]);
+    expect(
+        &run,
+        "login",
+        "FAIL",
+        &[
+            "no connection slot left",
+            "the budget check below says who holds the slots",
+        ],
+    );
+    // No session reaches the server, but PgBouncer's console says none of
+    // the slots are its own.
     expect(
         &run,
         "budget",
         "FAIL",
-        &["remaining connection slots are reserved"],
+        &[
+            "remaining connection slots are reserved",
+            "PgBouncer holds 0 server connections (SHOW SERVERS)",
+            "clients that connect to the server directly",
+        ],
+    );
+    let (_, budget) = check(&run, "budget");
+    assert!(
+        !budget.contains("`poolwright verify"),
+        "a circular fix: {budget}"
+    );
+    assert!(
+        run.stdout
+            .contains("verdict: BROKEN: the app cannot log in"),
+        "{}",
+        run.stdout
+    );
+    for s in held {
+        rt.block_on(s.close());
+    }
+}
+
+#[test]
+fn slots_held_by_direct_clients_are_attributed() {
+    for_each_pgbouncer(slots_held_on);
+}
+
+fn slots_held_on(build: &BouncerBuild) {
+    let pg = cluster_with_app();
+    pg.create_role("pgbadmin", ADMIN_PASSWORD);
+    let dir = scratch();
+    let mut spec = Spec::new(dir.path(), pg.port, build);
+    spec.admin = true;
+    spec.extra = "      server_login_retry: 1\n";
+    apply(&spec);
+    let _bouncer = start_bouncer(&mut spec, apply);
+    let rt = runtime();
+    // PgBouncer opens a server connection (and keeps it idle in its pool),
+    // then clients that connect directly take every other slot.
+    let pooled =
+        Endpoint::from_url(&url(spec.pool_port, "app", APP_PASSWORD, "qbo_mirror")).unwrap();
+    let first = rt
+        .block_on(connect::connect(&pooled, Duration::from_secs(10)))
+        .expect("pooled login");
+    rt.block_on(first.value("SELECT 1")).expect("pooled query");
+    rt.block_on(first.close());
+    let direct = Endpoint::from_url(&url(pg.port, "app", APP_PASSWORD, "qbo_mirror")).unwrap();
+    let mut held: Vec<Session> = Vec::new();
+    while let Ok(s) = rt.block_on(connect::connect(&direct, Duration::from_secs(10))) {
+        rt.block_on(s.execute("SET application_name = 'nightly-etl'"))
+            .expect("set application_name");
+        held.push(s);
+        assert!(
+            held.len() <= 40,
+            "the server took more than max_connections"
+        );
+    }
+    eprintln!("held {} direct connections", held.len());
+    assert!(held.len() >= 30, "{}", held.len());
+
+    let run = verify(&spec, &["--concurrent", "4"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    expect(
+        &run,
+        "budget",
+        "FAIL",
+        &[
+            "remaining connection slots are reserved",
+            &format!(
+                "are not: {} from 127.0.0.1 as `app` (application `nightly-etl`)",
+                held.len()
+            ),
+            "application_name = 'nightly-etl'",
+            "poolwright url prod",
+            "upstream.direct_connections",
+        ],
+    );
+    let (_, budget) = check(&run, "budget");
+    assert!(
+        !budget.contains(", 0 are PgBouncer's"),
+        "PgBouncer's own server connection was not told apart: {budget}"
     );
     for s in held {
         rt.block_on(s.close());
