@@ -374,6 +374,26 @@ pub struct VerifyArgs {
           value_parser = clap::value_parser!(u32).range(1..=500))]
     pub concurrent: Option<u32>,
 
+    /// The URL the app really uses, checked against the target (where it leads, its
+    /// driver flags) and used for every check in place of the target's pooled URL. A
+    /// password on the command line is visible to other users of the machine: prefer
+    /// --url-from or --url-from-env
+    #[arg(long, value_name = "URL", group = "app_url")]
+    pub url: Option<String>,
+
+    /// A dotenv file (such as the app's .env) whose --url-key holds the URL the app
+    /// uses; checked as with --url
+    #[arg(long, value_name = "FILE", group = "app_url")]
+    pub url_from: Option<std::path::PathBuf>,
+
+    /// An environment variable that holds the URL the app uses; checked as with --url
+    #[arg(long, value_name = "VAR", group = "app_url")]
+    pub url_from_env: Option<String>,
+
+    /// The variable --url-from reads from the file
+    #[arg(long, value_name = "NAME", default_value = "DATABASE_URL")]
+    pub url_key: String,
+
     /// Queries per URL (pooled, then direct) for the latency median and p99
     #[arg(long, value_name = "N", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..=10000))]

@@ -10,6 +10,7 @@ use crate::cli::{Cli, Format, VerifyArgs};
 use crate::context::Context;
 use crate::drivers;
 use crate::error::Error;
+use crate::verify::app_url::{self, AppUrl};
 use crate::verify::{Options, Report, Status, verify};
 
 /// Per login attempt: long enough for a pooler that waits for a server
@@ -19,6 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub fn run(cli: &Cli, ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
     let config = load(cli, ctx)?;
     let target = config.target(&args.target)?;
+    let app_url = app_url(ctx, args)?;
     let options = Options {
         driver: args
             .driver
@@ -26,6 +28,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
             .map(|d| drivers::find(d).expect("clap checks the driver name")),
         connections: args.connections,
         concurrent: args.concurrent,
+        app_url,
         samples: args.samples,
         timeout: TIMEOUT,
     };
@@ -57,6 +60,34 @@ pub fn run(cli: &Cli, ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
         report.target
     ))
     .with_hint("each FAIL line above says what is wrong and what to change"))
+}
+
+/// The URL the app really uses, from `--url`, `--url-from FILE` or
+/// `--url-from-env VAR`. Errors never show the URL (it holds a password).
+fn app_url(ctx: &Context, args: &VerifyArgs) -> Result<Option<AppUrl>, Error> {
+    let (text, from) = if let Some(text) = &args.url {
+        (text.clone(), "--url".to_string())
+    } else if let Some(file) = &args.url_from {
+        let path = ctx.cwd.join(file);
+        let body = crate::files::read_host_text(&path)
+            .map_err(|e| Error::io(file, &e))?
+            .ok_or_else(|| Error::message(format!("{}: no such file", file.display())))?;
+        let key = &args.url_key;
+        let value = crate::envfile::values_of(&body, key).pop().ok_or_else(|| {
+            Error::message(format!("{} sets no {key}", file.display()))
+                .with_hint("name the variable that holds the app's URL with --url-key")
+        })?;
+        (value, format!("{key} in {}", file.display()))
+    } else if let Some(var) = &args.url_from_env {
+        let value = (ctx.env)(var)
+            .ok_or_else(|| Error::message(format!("the environment variable {var} is not set")))?;
+        (value, format!("${var}"))
+    } else {
+        return Ok(None);
+    };
+    let url = app_url::parse(&text)
+        .map_err(|why| Error::message(format!("the app's URL ({from}) {why}")))?;
+    Ok(Some(AppUrl { url, from }))
 }
 
 fn count(report: &Report, status: Status) -> usize {

@@ -17,6 +17,7 @@
 //! [`latency`], and [`health`] (the quick probe behind `status`).
 
 pub mod admin;
+pub mod app_url;
 pub mod concurrency;
 pub mod connect;
 pub mod diagnose;
@@ -233,6 +234,9 @@ pub struct Options {
     pub connections: u32,
     /// Clients at once for the concurrency proof (None: twice the pool).
     pub concurrent: Option<u32>,
+    /// The URL the app really uses, checked and used in place of the
+    /// target's pooled URL.
+    pub app_url: Option<app_url::AppUrl>,
     /// Queries per URL for the latency figures.
     pub samples: u32,
     /// Per connection attempt.
@@ -350,9 +354,34 @@ fn login_failed(check: &str, e: &ConnectError, s: &Situation<'_>, what: &str) ->
 /// yet) are errors; every problem of the world is a failed check in the
 /// report.
 pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error> {
-    let ends = endpoints(target)?;
+    let mut ends = endpoints(target)?;
     let bouncer = self_hosted(target);
     let mut checks = Vec::new();
+    if let Some(app) = &options.app_url {
+        let (Some(pooled), Some(direct)) =
+            (target.provider.pooled_url(), target.provider.direct_url())
+        else {
+            return Err(known_after_apply(target));
+        };
+        checks.push(app_url::check(
+            app,
+            &pooled,
+            &direct,
+            options.driver,
+            &target.provider.pooler_traits(),
+            &target.name,
+        ));
+        // From here on, every check goes through the app's own URL; one
+        // without a password logs in with the target's.
+        let mut url = app.url.clone();
+        if url.password.is_none() {
+            url.password = pooled.password.clone();
+        }
+        if url.user.is_none() {
+            url.user = pooled.user.clone();
+        }
+        ends.pooled = Endpoint::from_url(&url)?.with_auth_floor(auth_floors(target).0);
+    }
     let pooled_s = situation(target, Via::Pooler, &ends.pooled);
     let direct_s = situation(target, Via::Direct, &ends.direct);
 

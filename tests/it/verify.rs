@@ -788,6 +788,82 @@ fn slots_held_on(build: &BouncerBuild) {
 }
 
 #[test]
+fn the_url_the_app_really_has_is_checked_and_used() {
+    for_each_pgbouncer(app_url_on);
+}
+
+fn app_url_on(build: &BouncerBuild) {
+    let pg = cluster_with_app();
+    let dir = scratch();
+    let mut spec = Spec::new(dir.path(), pg.port, build);
+    apply(&spec);
+    let _bouncer = start_bouncer(&mut spec, apply);
+    let encoded = crate::e2e::APP_PASSWORD_ENCODED;
+
+    // An old .env that still holds the direct URL: not pooled, and said so.
+    fs::write(
+        dir.path().join("app.env"),
+        format!(
+            "OTHER=1\nDATABASE_URL=postgresql://app:{encoded}@127.0.0.1:{}/qbo_mirror\n",
+            pg.port
+        ),
+    )
+    .unwrap();
+    let run = verify(&spec, &["--url-from", "app.env", "--connections", "5"]);
+    assert_eq!(run.code, 1, "a direct URL passed verify");
+    assert_masked(&run);
+    expect(
+        &run,
+        "app url",
+        "FAIL",
+        &[
+            "DATABASE_URL in app.env",
+            &format!("goes to PostgreSQL at 127.0.0.1:{} directly", pg.port),
+            "poolwright url prod",
+        ],
+    );
+    assert!(run.stdout.contains("verdict: NOT POOLED"), "{}", run.stdout);
+
+    // The pooled URL from the platform's variable: it pools.
+    let pooled = format!(
+        "postgresql://app:{encoded}@127.0.0.1:{}/qbo_mirror",
+        spec.pool_port
+    );
+    let mut env: Vec<(&str, &str)> = ENV.to_vec();
+    env.push(("APP_DATABASE_URL", &pooled));
+    let run = verify_with(&spec, &["--url-from-env", "APP_DATABASE_URL"], &env);
+    assert_masked(&run);
+    expect(
+        &run,
+        "app url",
+        "PASS",
+        &["$APP_DATABASE_URL", "goes through the pooler"],
+    );
+    assert!(run.stdout.contains("verdict: POOLED"), "{}", run.stdout);
+
+    // The checks run through the app's URL: its wrong password fails the
+    // login, though poolwright.yaml's password is right.
+    let wrong = format!(
+        "postgresql://app:not-the-password@127.0.0.1:{}/qbo_mirror",
+        spec.pool_port
+    );
+    let run = verify(&spec, &["--url", &wrong]);
+    assert_eq!(run.code, 1);
+    expect(&run, "login", "FAIL", &["refused the password of `app`"]);
+    assert!(!run.stdout.contains("not-the-password"), "{}", run.stdout);
+    assert!(run.stdout.contains("verdict: BROKEN"), "{}", run.stdout);
+
+    // A file without the key names the file and the key.
+    let run = verify(&spec, &["--url-from", "app.env", "--url-key", "PROD_URL"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("app.env sets no PROD_URL"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn status_shows_running_and_stopped_targets_in_one_table() {
     for_each_pgbouncer(status_on);
 }
