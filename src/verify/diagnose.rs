@@ -95,6 +95,22 @@ impl Situation<'_> {
         }
     }
 
+    /// "the pooler at db.example:6432", or "the pooler" (`what`).
+    fn at(&self, what: &str) -> String {
+        match self.place {
+            "" => what.into(),
+            p => format!("{what} at {p}"),
+        }
+    }
+
+    /// "user `app`", or "the app's user".
+    fn user_word(&self) -> String {
+        match self.user {
+            "" => "the app's user".into(),
+            u => format!("user `{u}`"),
+        }
+    }
+
     /// "`app`", or "the app's user".
     fn who(&self) -> String {
         match self.user {
@@ -114,7 +130,7 @@ impl Situation<'_> {
     /// The apply that fixes it, valid as typed.
     fn apply(&self) -> String {
         match self.target {
-            "" => "`poolwright apply` (it applies every target)".into(),
+            "" => "`poolwright apply`".into(),
             t => format!("`poolwright apply {t}`"),
         }
     }
@@ -130,7 +146,7 @@ impl Situation<'_> {
     /// The command that prints the URL (`extra`: `--direct`, ...).
     fn url(&self, extra: &str) -> String {
         match self.target {
-            "" => "`poolwright plan` (it shows every target's URLs)".into(),
+            "" => "`poolwright plan`".into(),
             t => format!("`poolwright url {t}{extra}`"),
         }
     }
@@ -138,9 +154,26 @@ impl Situation<'_> {
     /// The command that checks the live server, valid as typed.
     fn verify(&self) -> String {
         match self.target {
-            "" => "`poolwright verify` with a target's name (`poolwright plan` lists them)".into(),
+            "" => "`poolwright verify` with a target's name".into(),
             t => format!("`poolwright verify {t}`"),
         }
+    }
+
+    /// `fix` with what its target-less commands do, when no target is known.
+    fn explained(&self, mut fix: String) -> String {
+        if !self.target.is_empty() {
+            return fix;
+        }
+        for (command, does) in [
+            ("`poolwright apply`", "`poolwright apply` applies every target"),
+            ("`poolwright plan`", "`poolwright plan` shows every target and its URLs"),
+            ("`poolwright verify` with", "`poolwright plan` lists the targets"),
+        ] {
+            if fix.contains(command) && !fix.contains(does) {
+                fix = format!("{fix}; {does}");
+            }
+        }
+        fix
     }
 
     /// Whether the pooler is (or may be, when unknown) a PgBouncer.
@@ -200,7 +233,7 @@ pub fn diagnose(text: &str, s: &Situation<'_>) -> Diagnosis {
         Some(e) => Diagnosis {
             matched: Some(e.name),
             cause: (e.cause)(text, s),
-            fix: (e.fix)(text, s),
+            fix: s.explained((e.fix)(text, s)),
         },
         None => Diagnosis {
             matched: None,
@@ -224,6 +257,16 @@ fn inner_text<'t>(text: &'t str, marker: &str) -> &'t str {
     inner
         .strip_prefix("FATAL")
         .map_or(inner, |r| r.trim_start_matches(':').trim())
+}
+
+/// The line of `text` from `needle` on (all of it when `needle` is not
+/// there, as for a translated text matched by its SQLSTATE).
+fn quote_from<'t>(text: &'t str, needle: &str) -> &'t str {
+    let Some(at) = text.to_lowercase().find(needle) else {
+        return text.trim();
+    };
+    let rest = text.get(at..).unwrap_or(text);
+    rest.lines().next().unwrap_or(rest).trim()
 }
 
 /// The diagnosis of the server's answer to PgBouncer's own login, which
@@ -273,7 +316,7 @@ fn refused_fix(s: &Situation<'_>) -> String {
             s.of_target()
         ),
         _ => format!(
-            "start PgBouncer (systemctl start pgbouncer; {} writes its files), or fix public_host / pgbouncer.listen_port {}",
+            "start PgBouncer (systemctl start pgbouncer) once {} has written its files, or fix public_host / pgbouncer.listen_port {}",
             s.apply(),
             s.of_target()
         ),
@@ -382,8 +425,8 @@ pub static TABLE: &[Entry] = &[
             "failed to connect: Authentication error, reason: \"Unsupported or invalid secret format\"",
         ],
         cause: |t, s| format!(
-            "Supavisor at {} could not authenticate the client ({}): the user is not written `<user>.<project_ref>`, or the password or the secret Supavisor holds for it does not fit",
-            s.place(),
+            "{} could not authenticate the client ({}): the user is not written `<user>.<project_ref>`, or the password or the secret Supavisor holds for it does not fit",
+            s.at("Supavisor"),
             inner_text(t, "authentication error, reason:")
         ),
         fix: |_, s| format!(
@@ -500,11 +543,8 @@ pub static TABLE: &[Entry] = &[
         ],
         cause: |_, _| "RDS Proxy could not check the login: its IAM role cannot read (or decrypt) the Secrets Manager secret that holds the user's password, or the password or IAM token the client sent is not that secret's".into(),
         fix: |_, s| format!(
-            "let the proxy's role read the secret (secretsmanager:GetSecretValue, and kms:Decrypt for a customer key), keep the secret's password equal to the role's on the database, and {}",
-            match s.target {
-                "" => "re-run `poolwright apply` (it applies every target)".to_string(),
-                t => format!("re-run `poolwright apply {t}`"),
-            }
+            "let the proxy's role read the secret (secretsmanager:GetSecretValue, and kms:Decrypt for a customer key), keep the secret's password equal to the role's on the database, and re-run {}",
+            s.apply()
         ),
     },
     Entry {
@@ -582,11 +622,11 @@ pub static TABLE: &[Entry] = &[
             "error: Max client connections reached",
         ],
         cause: |_, s| format!(
-            "the pooler at {} has as many clients as it accepts (max_client_conn; Supavisor: the project's client limit)",
-            s.place()
+            "{} has as many clients as it accepts (max_client_conn; Supavisor: the project's client limit)",
+            s.at("the pooler")
         ),
         fix: |_, s| format!(
-            "raise pgbouncer.max_client_conn in poolwright.yaml and {} (systemd's LimitNOFILE follows it), or find the clients that leak connections (SHOW CLIENTS on the admin console); on Supabase, a larger compute size raises the limit",
+            "raise pgbouncer.max_client_conn in poolwright.yaml and run {}, which makes systemd's LimitNOFILE follow it, or find the clients that leak connections (SHOW CLIENTS on the admin console); on Supabase, a larger compute size raises the limit",
             s.apply()
         ),
     },
@@ -665,12 +705,12 @@ pub static TABLE: &[Entry] = &[
         when: always,
         examples: &["no such user: app", "no such user"],
         cause: |_, s| format!(
-            "the pooler at {} does not know user {}: it is not in its auth_file (userlist.txt)",
-            s.place(),
-            s.who()
+            "{} does not know {}: it is not in its auth_file (userlist.txt)",
+            s.at("the pooler"),
+            s.user_word()
         ),
         fix: |_, s| format!(
-            "add {} under `users:` {} and run {} (it rewrites userlist.txt and reloads PgBouncer)",
+            "add {} under `users:` {} and run {}: it rewrites userlist.txt and reloads PgBouncer",
             s.who(),
             s.of_target(),
             s.apply()
@@ -689,7 +729,7 @@ pub static TABLE: &[Entry] = &[
             "FATAL:  password authentication failed for user \"app\"",
         ],
         cause: |t, s| {
-            let inner = inner_text(t, "");
+            let inner = quote_from(t, "password authentication failed");
             if s.provider.is_empty() {
                 format!(
                     "PostgreSQL refused the login as {} (\"{inner}\"): behind PgBouncer this is PgBouncer's own login to the server, with the secret in userlist.txt, which is not what the server stores (a later apply elsewhere or a password reset replaced it; PgBouncer's own refusals never name the user); without a pooler, the password is not the role's current one",
@@ -715,10 +755,11 @@ pub static TABLE: &[Entry] = &[
             let (place, who) = (s.place(), s.who());
             match (s.via, s.maybe_pgbouncer()) {
                 (Via::Direct, _) => format!(
-                    "PostgreSQL at {place} refused the password of {who}: it is not the role's current password"
+                    "{} refused the password of {who}: it is not the role's current password",
+                    s.at("PostgreSQL")
                 ),
                 (_, true) => format!(
-                    "{place} refused the password of {who}: PgBouncer refused the password the app sent, which is not the one poolwright.yaml gives to PgBouncer's userlist.txt (or {who} is not a user there)"
+                    "{place} refused the password of {who}: PgBouncer refused the password the app sent, which is not the one poolwright.yaml gives to PgBouncer's userlist.txt (or it is not a user there)"
                 ),
                 (_, false) => format!(
                     "{place} refused the password of {who}: it is not the role's current password on the server"
@@ -732,7 +773,7 @@ pub static TABLE: &[Entry] = &[
                 s.apply()
             ),
             (_, true) => format!(
-                "set the password variable to {}'s current password and run {} (it rewrites userlist.txt, stores the verifier on the server and reloads PgBouncer)",
+                "set the password variable to the current password of {} and run {}: it rewrites userlist.txt, stores the verifier on the server and reloads PgBouncer",
                 s.who(),
                 s.apply()
             ),
@@ -756,10 +797,10 @@ pub static TABLE: &[Entry] = &[
         ],
         cause: |_, _| "a named prepared statement went to another server connection: in transaction mode the pooler hands each transaction to any free server connection".into(),
         fix: |_, s| format!(
-            "set the driver's flags ({} prints them: statement_cache_size=0, prepareThreshold=0, pgbouncer=true, ...), or use PgBouncer 1.21+ where poolwright turns on max_prepared_statements; with Prisma on 1.21+, drop pgbouncer=true (\"PGBOUNCER_n does not exist\")",
+            "set the driver's flags ({}), or use PgBouncer 1.21+ where poolwright turns on max_prepared_statements; with Prisma on 1.21+, drop pgbouncer=true (\"PGBOUNCER_n does not exist\")",
             match s.target {
-                "" => "`poolwright url --help` lists the drivers, and `--driver` with one of them".to_string(),
-                t => format!("`poolwright url {t} --driver asyncpg`, or your driver"),
+                "" => "statement_cache_size=0 for asyncpg, prepareThreshold=0 for pgJDBC, pgbouncer=true for Prisma, ...; `poolwright url --help` lists the drivers whose flags its --driver prints".to_string(),
+                t => format!("`poolwright url {t} --driver asyncpg`, or your driver, prints them: statement_cache_size=0, prepareThreshold=0, pgbouncer=true, ..."),
             }
         ),
     },
@@ -795,8 +836,11 @@ pub static TABLE: &[Entry] = &[
             startup_parameter(t)
         ),
         fix: |t, s| format!(
-            "add it to `pgbouncer.ignore_startup_parameters` in poolwright.yaml (e.g. [extra_float_digits, {}]) and run {}, or remove it from the URL (asyncpg forwards unknown URL parameters to the server)",
-            startup_parameter(t),
+            "add it to `pgbouncer.ignore_startup_parameters` in poolwright.yaml ({}) and run {}, or remove it from the URL (asyncpg forwards unknown URL parameters to the server)",
+            match startup_parameter(t).as_str() {
+                "extra_float_digits" => "[extra_float_digits]".to_string(),
+                p => format!("e.g. [extra_float_digits, {p}]"),
+            },
             s.apply()
         ),
     },
@@ -835,8 +879,11 @@ pub static TABLE: &[Entry] = &[
                 ""
             };
             format!(
-                "the server's pg_hba.conf has no line that admits this host, user and database{tls}; behind a pooler, the host is the pooler's ({})",
-                s.place()
+                "the server's pg_hba.conf has no line that admits this host, user and database{tls}; behind a pooler, the host is the pooler's{}",
+                match s.place {
+                    "" => String::new(),
+                    p => format!(" ({p})"),
+                }
             )
         },
         fix: |_, _| "add a `host` (or `hostssl`) line for the database, user and the client's address with scram-sha-256 to pg_hba.conf and reload PostgreSQL; or ask for TLS with sslmode=require where only hostssl lines admit it".into(),
@@ -878,8 +925,8 @@ pub static TABLE: &[Entry] = &[
         when: always,
         examples: &["no such database: qbo_mirror"],
         cause: |_, s| format!(
-            "the pooler at {} has no {} in its [databases]",
-            s.place(),
+            "{} has no {} in its [databases]",
+            s.at("the pooler"),
             s.db()
         ),
         fix: |_, s| format!(
@@ -895,7 +942,7 @@ pub static TABLE: &[Entry] = &[
         codes: &[],
         when: always,
         examples: &["database \"qbo_mirror\" does not exist"],
-        cause: |_, s| format!("PostgreSQL at {} has no {}", s.place(), s.db()),
+        cause: |_, s| format!("{} has no {}", s.at("PostgreSQL"), s.db()),
         fix: |_, s| format!(
             "create it (CREATE DATABASE ...) or fix `dbname` under `databases:` {}",
             s.of_target()
@@ -909,8 +956,8 @@ pub static TABLE: &[Entry] = &[
         when: |s| s.via == Via::AdminConsole,
         examples: &["not allowed"],
         cause: |_, s| format!(
-            "PgBouncer at {} refused {} on its admin console",
-            s.place(),
+            "{} refused {} on its admin console",
+            s.at("PgBouncer"),
             s.who()
         ),
         fix: |_, s| format!(
@@ -962,7 +1009,10 @@ pub static TABLE: &[Entry] = &[
             "Connection refused (os error 111)",
             "connect ECONNREFUSED 10.0.0.7:6432",
         ],
-        cause: |_, s| format!("nothing listens on {}", s.place()),
+        cause: |_, s| match s.place {
+            "" => "nothing listens on the address tried".into(),
+            p => format!("nothing listens on {p}"),
+        },
         fix: |_, s| refused_fix(s),
     },
     Entry {
@@ -1339,7 +1389,8 @@ mod tests {
         assert!(with.fix.contains("`poolwright apply prod`"), "{}", with.fix);
         let without = diagnose("no such user: app", &Situation::unknown(Via::Pooler));
         assert!(
-            without.fix.contains("`poolwright apply` (it applies every target)"),
+            without.fix.contains("run `poolwright apply`: ")
+                && without.fix.ends_with("; `poolwright apply` applies every target"),
             "{}",
             without.fix
         );
