@@ -12,6 +12,8 @@ mod credentials;
 mod drivers;
 /// Real PostgreSQL and PgBouncer, started by the tests.
 mod e2e;
+/// `poolwright explain`: the table verify diagnoses with, entry for entry.
+mod explain;
 /// Every example config validates, plans and renders.
 mod examples;
 /// Hand edits kept unless --force, kill -9 never leaves a half-written file, 0600 under any umask.
