@@ -62,13 +62,16 @@ pub fn run(cli: &Cli, ctx: &Context, args: &ExplainArgs) -> Result<(), Error> {
         return Ok(());
     }
     let verify = match known.target.as_str() {
-        "" => "`poolwright verify` with a target's name (`poolwright plan` lists the targets)".to_string(),
+        "" => "`poolwright verify` with a target's name (`poolwright plan` lists the targets)"
+            .to_string(),
         t => format!("`poolwright verify {t}`"),
     };
-    Err(Error::message("no known cause for this text").with_hint(format!(
-        "{}; {verify} logs in through the pooled and direct URLs and names what fails",
-        d.fix
-    )))
+    Err(
+        Error::message("no known cause for this text").with_hint(format!(
+            "{}; {verify} logs in through the pooled and direct URLs and names what fails",
+            d.fix
+        )),
+    )
 }
 
 /// The text to explain: the argument, or stdin for `-`; printable, since
@@ -112,7 +115,11 @@ fn optional_config(cli: &Cli, ctx: &Context, args: &ExplainArgs) -> Result<Optio
         Err(e) => {
             eprintln!(
                 "note: the config found here does not load, so the fix names no target ({})",
-                e.render().lines().next().unwrap_or("").trim_start_matches("error: ")
+                e.render()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
             );
             Ok(None)
         }

@@ -32,11 +32,12 @@
 //! always does, so through a PgBouncer pooler `... for user "..."` (any
 //! code) or 28P01 (any text, e.g. a translated lc_messages) means the
 //! server refused PgBouncer's login; anything else is PgBouncer refusing
-//! the app. Within server_login_retry (15 s by default) after such a
-//! failure, PgBouncer fails new clients at once: 1.18 with "server login
-//! has been failing, try again later (server_login_retry)", 1.24 with
-//! "server login has been failing, cached error: <the server's text>
-//! (server_login_retry)". Supavisor checks the app's password itself and
+//! the app. A client that comes within server_login_retry (15 s by
+//! default) of such a failure waits instead (measured on both: the login
+//! does not finish in 10 s); for clients it gives up on, the binaries hold
+//! "server login has been failing, try again later (server_login_retry)"
+//! (1.18) and "server login has been failing, cached error: <the server's
+//! text> (server_login_retry)" (1.24). Supavisor checks the app's password itself and
 //! answers a wrong one as PostgreSQL does (28P01, "... for user"), so the
 //! split applies to PgBouncer only.
 
@@ -165,9 +166,18 @@ impl Situation<'_> {
             return fix;
         }
         for (command, does) in [
-            ("`poolwright apply`", "`poolwright apply` applies every target"),
-            ("`poolwright plan`", "`poolwright plan` shows every target and its URLs"),
-            ("`poolwright verify` with", "`poolwright plan` lists the targets"),
+            (
+                "`poolwright apply`",
+                "`poolwright apply` applies every target",
+            ),
+            (
+                "`poolwright plan`",
+                "`poolwright plan` shows every target and its URLs",
+            ),
+            (
+                "`poolwright verify` with",
+                "`poolwright plan` lists the targets",
+            ),
         ] {
             if fix.contains(command) && !fix.contains(does) {
                 fix = format!("{fix}; {does}");
@@ -249,7 +259,10 @@ pub fn diagnose(text: &str, s: &Situation<'_>) -> Diagnosis {
 /// The text after `marker` (lower-cased search, original case kept),
 /// without a leading severity and a trailing `(server_login_retry)`.
 fn inner_text<'t>(text: &'t str, marker: &str) -> &'t str {
-    let at = text.to_lowercase().find(marker).map_or(0, |i| i + marker.len());
+    let at = text
+        .to_lowercase()
+        .find(marker)
+        .map_or(0, |i| i + marker.len());
     let inner = text.get(at..).unwrap_or("").trim();
     let inner = inner
         .strip_suffix("(server_login_retry)")
@@ -274,7 +287,8 @@ fn quote_from<'t>(text: &'t str, needle: &str) -> &'t str {
 fn server_answer(text: &str, marker: &str, s: &Situation<'_>) -> Diagnosis {
     let inner = inner_text(text, marker);
     let lower = inner.to_lowercase();
-    if lower.contains("password authentication failed") || lower.contains("sasl authentication failed")
+    if lower.contains("password authentication failed")
+        || lower.contains("sasl authentication failed")
     {
         return Diagnosis {
             matched: None,
@@ -382,7 +396,9 @@ pub static TABLE: &[Entry] = &[
             if t.to_lowercase().contains("cached error:") {
                 format!("{why}; {}", server_answer(t, "cached error:", s).cause)
             } else {
-                format!("{why} (PgBouncer 1.18 does not say why: its log does, as \"server login failed: ...\")")
+                format!(
+                    "{why} (PgBouncer 1.18 does not say why: its log does, as \"server login failed: ...\")"
+                )
             }
         },
         fix: |t, s| {
@@ -408,11 +424,15 @@ pub static TABLE: &[Entry] = &[
             "FATAL:  Tenant or user not found",
             "error: Tenant or user not found",
         ],
-        cause: |_, _| "Supavisor does not know this user for this host: on its pooler host the user must be `<user>.<project_ref>`, and the project must live in the host's region".into(),
-        fix: |_, s| format!(
-            "use the URL poolwright prints ({}: it writes the user as Supavisor wants it); check the pooler host (aws-0- or aws-1-<region>) against the project's settings",
-            s.url("")
-        ),
+        cause: |_, _| {
+            "Supavisor does not know this user for this host: on its pooler host the user must be `<user>.<project_ref>`, and the project must live in the host's region".into()
+        },
+        fix: |_, s| {
+            format!(
+                "use the URL poolwright prints ({}: it writes the user as Supavisor wants it); check the pooler host (aws-0- or aws-1-<region>) against the project's settings",
+                s.url("")
+            )
+        },
     },
     Entry {
         name: "supavisor-auth-error",
@@ -424,15 +444,19 @@ pub static TABLE: &[Entry] = &[
             "(EINVALIDUSERINFO) Authentication error, reason: \"Invalid format for user or db_name\"",
             "failed to connect: Authentication error, reason: \"Unsupported or invalid secret format\"",
         ],
-        cause: |t, s| format!(
-            "{} could not authenticate the client ({}): the user is not written `<user>.<project_ref>`, or the password or the secret Supavisor holds for it does not fit",
-            s.at("Supavisor"),
-            inner_text(t, "authentication error, reason:")
-        ),
-        fix: |_, s| format!(
-            "use the URL poolwright prints ({}), with the database password of the project (Settings, Database); after a password reset, wait a minute for Supavisor to pick it up",
-            s.url("")
-        ),
+        cause: |t, s| {
+            format!(
+                "{} could not authenticate the client ({}): the user is not written `<user>.<project_ref>`, or the password or the secret Supavisor holds for it does not fit",
+                s.at("Supavisor"),
+                inner_text(t, "authentication error, reason:")
+            )
+        },
+        fix: |_, s| {
+            format!(
+                "use the URL poolwright prints ({}), with the database password of the project (Settings, Database); after a password reset, wait a minute for Supavisor to pick it up",
+                s.url("")
+            )
+        },
     },
     Entry {
         name: "supavisor-db-handler-exited",
@@ -445,26 +469,37 @@ pub static TABLE: &[Entry] = &[
             "(EDBHANDLEREXITED) DbHandler exited. Check logs for more information",
             "(EDBHANDLEREXITED) connection to database closed. Check logs for more information",
         ],
-        cause: |_, _| "Supavisor's connection to the database ended under the client: the database restarted (an upgrade, a resize, a pause), a backend was terminated, or Supavisor could not open a server connection".into(),
-        fix: |_, s| format!(
-            "retry the transaction and let the app reconnect on this error; if it keeps happening, check the project's database and pooler logs for that time, and that the direct URL ({}) answers",
-            s.url(" --direct")
-        ),
+        cause: |_, _| {
+            "Supavisor's connection to the database ended under the client: the database restarted (an upgrade, a resize, a pause), a backend was terminated, or Supavisor could not open a server connection".into()
+        },
+        fix: |_, s| {
+            format!(
+                "retry the transaction and let the app reconnect on this error; if it keeps happening, check the project's database and pooler logs for that time, and that the direct URL ({}) answers",
+                s.url(" --direct")
+            )
+        },
     },
     Entry {
         name: "supavisor-session-mode-full",
-        any: &["maxclientsinsessionmode", "in session mode max clients are limited"],
+        any: &[
+            "maxclientsinsessionmode",
+            "in session mode max clients are limited",
+        ],
         all: &[],
         codes: &[],
         when: always,
         examples: &[
             "MaxClientsInSessionMode: max clients reached - in Session mode max clients are limited to pool_size",
         ],
-        cause: |_, _| "Supavisor in session mode (port 5432 of the pooler host) gives each client its own server connection, and pool_size of them are taken".into(),
-        fix: |_, s| format!(
-            "use transaction mode (port 6543; the URL poolwright prints, {}, uses it) for serverless and short-lived clients, or raise the pool size in the project's database settings",
-            s.url("")
-        ),
+        cause: |_, _| {
+            "Supavisor in session mode (port 5432 of the pooler host) gives each client its own server connection, and pool_size of them are taken".into()
+        },
+        fix: |_, s| {
+            format!(
+                "use transaction mode (port 6543; the URL poolwright prints, {}, uses it) for serverless and short-lived clients, or raise the pool size in the project's database settings",
+                s.url("")
+            )
+        },
     },
     Entry {
         name: "supavisor-checkout-timeout",
@@ -473,8 +508,12 @@ pub static TABLE: &[Entry] = &[
         codes: &[],
         when: always,
         examples: &["Unable to check out process from the pool due to timeout"],
-        cause: |_, _| "every server connection of Supavisor's pool was busy for as long as the client may wait: the pool is exhausted".into(),
-        fix: |_, _| "find the long transactions that hold server connections (pg_stat_activity on the direct URL), close idle clients, or raise the pool size in the project's database settings".into(),
+        cause: |_, _| {
+            "every server connection of Supavisor's pool was busy for as long as the client may wait: the pool is exhausted".into()
+        },
+        fix: |_, _| {
+            "find the long transactions that hold server connections (pg_stat_activity on the direct URL), close idle clients, or raise the pool size in the project's database settings".into()
+        },
     },
     Entry {
         name: "supavisor-prepare-on-simple-query",
@@ -485,11 +524,15 @@ pub static TABLE: &[Entry] = &[
         examples: &[
             "Supavisor transaction mode only supports prepared statements using the Extended Query Protocol",
         ],
-        cause: |_, _| "the app ran PREPARE / EXECUTE as SQL text through Supavisor's transaction mode, which keeps only protocol-level prepared statements".into(),
-        fix: |_, s| format!(
-            "let the driver prepare (protocol level) instead of sending PREPARE, or run that work through the direct URL ({})",
-            s.url(" --direct")
-        ),
+        cause: |_, _| {
+            "the app ran PREPARE / EXECUTE as SQL text through Supavisor's transaction mode, which keeps only protocol-level prepared statements".into()
+        },
+        fix: |_, s| {
+            format!(
+                "let the driver prepare (protocol level) instead of sending PREPARE, or run that work through the direct URL ({})",
+                s.url(" --direct")
+            )
+        },
     },
     Entry {
         name: "supavisor-allow-list",
@@ -498,8 +541,12 @@ pub static TABLE: &[Entry] = &[
         codes: &[],
         when: always,
         examples: &["Address not in tenant allow_list: {203, 0, 113, 7}"],
-        cause: |_, _| "the project's network restrictions do not admit this client's address".into(),
-        fix: |_, _| "add the app's egress address (CIDR) under the project's network restrictions (Settings, Database)".into(),
+        cause: |_, _| {
+            "the project's network restrictions do not admit this client's address".into()
+        },
+        fix: |_, _| {
+            "add the app's egress address (CIDR) under the project's network restrictions (Settings, Database)".into()
+        },
     },
     // RDS Proxy's own texts: its client answers and its log lines.
     Entry {
@@ -512,8 +559,12 @@ pub static TABLE: &[Entry] = &[
             "Timed-out waiting to acquire database connection",
             "SequelizeConnectionError: Timed-out waiting to acquire database connection",
         ],
-        cause: |_, _| "RDS Proxy waited ConnectionBorrowTimeout for a database connection and got none: its pool (MaxConnectionsPercent of the database's max_connections) is in use, pinned sessions hold connections, or the database is down or failing over".into(),
-        fix: |_, _| "watch DatabaseConnectionsCurrentlySessionPinned and DatabaseConnections in CloudWatch; avoid what pins (session SET, temporary tables, named prepared statements), raise MaxConnectionsPercent or the instance's max_connections, and check the database's state".into(),
+        cause: |_, _| {
+            "RDS Proxy waited ConnectionBorrowTimeout for a database connection and got none: its pool (MaxConnectionsPercent of the database's max_connections) is in use, pinned sessions hold connections, or the database is down or failing over".into()
+        },
+        fix: |_, _| {
+            "watch DatabaseConnectionsCurrentlySessionPinned and DatabaseConnections in CloudWatch; avoid what pins (session SET, temporary tables, named prepared statements), raise MaxConnectionsPercent or the instance's max_connections, and check the database's state".into()
+        },
     },
     Entry {
         name: "rds-proxy-auth-method",
@@ -525,15 +576,22 @@ pub static TABLE: &[Entry] = &[
             "RDS Proxy supports only IAM, MD5, or SCRAM authentication.",
             "consuming input failed: RDS Proxy supports only IAM, MD5, or SCRAM authentication.\nserver closed the connection unexpectedly",
         ],
-        cause: |_, _| "the client did not answer RDS Proxy with a password or an IAM token (a URL without a password, or a client that offers another method)".into(),
-        fix: |_, s| format!(
-            "give the URL its password (the one in the proxy's Secrets Manager secret; {} prints it masked), or an IAM token with IAM authentication turned on for the proxy",
-            s.url("")
-        ),
+        cause: |_, _| {
+            "the client did not answer RDS Proxy with a password or an IAM token (a URL without a password, or a client that offers another method)".into()
+        },
+        fix: |_, s| {
+            format!(
+                "give the URL its password (the one in the proxy's Secrets Manager secret; {} prints it masked), or an IAM token with IAM authentication turned on for the proxy",
+                s.url("")
+            )
+        },
     },
     Entry {
         name: "rds-proxy-credentials",
-        any: &["credentials couldn't be retrieved", "proxy authentication with"],
+        any: &[
+            "credentials couldn't be retrieved",
+            "proxy authentication with",
+        ],
         all: &[],
         codes: &[],
         when: always,
@@ -541,11 +599,15 @@ pub static TABLE: &[Entry] = &[
             "Credentials couldn't be retrieved. The IAM role \"arn:aws:iam::123456789012:role/ProxyRole\" is not authorized to read the AWS Secrets Manager secret with the ARN \"arn:aws:secretsmanager:us-east-1:123456789012:secret:app-db\"",
             "Proxy authentication with IAM authentication failed for user \"app\" with TLS on. Reason: Invalid credentials. If you provide an IAM token, make sure to either use the correct password or enable IAM authentication.",
         ],
-        cause: |_, _| "RDS Proxy could not check the login: its IAM role cannot read (or decrypt) the Secrets Manager secret that holds the user's password, or the password or IAM token the client sent is not that secret's".into(),
-        fix: |_, s| format!(
-            "let the proxy's role read the secret (secretsmanager:GetSecretValue, and kms:Decrypt for a customer key), keep the secret's password equal to the role's on the database, and re-run {}",
-            s.apply()
-        ),
+        cause: |_, _| {
+            "RDS Proxy could not check the login: its IAM role cannot read (or decrypt) the Secrets Manager secret that holds the user's password, or the password or IAM token the client sent is not that secret's".into()
+        },
+        fix: |_, s| {
+            format!(
+                "let the proxy's role read the secret (secretsmanager:GetSecretValue, and kms:Decrypt for a customer key), keep the secret's password equal to the role's on the database, and re-run {}",
+                s.apply()
+            )
+        },
     },
     Entry {
         name: "tls-required",
@@ -557,12 +619,22 @@ pub static TABLE: &[Entry] = &[
             "FATAL:  This RDS Proxy requires TLS connections",
             "SSL connection is required",
         ],
-        cause: |_, s| format!("{} accepts only TLS connections and the client asked for none", s.place()),
-        fix: |_, _| "put sslmode=require (or verify-full with the provider's CA as sslrootcert) in the URL, and make sure the driver does not turn TLS off".into(),
+        cause: |_, s| {
+            format!(
+                "{} accepts only TLS connections and the client asked for none",
+                s.place()
+            )
+        },
+        fix: |_, _| {
+            "put sslmode=require (or verify-full with the provider's CA as sslrootcert) in the URL, and make sure the driver does not turn TLS off".into()
+        },
     },
     Entry {
         name: "no-connection-slots",
-        any: &["remaining connection slots are reserved", "sorry, too many clients already"],
+        any: &[
+            "remaining connection slots are reserved",
+            "sorry, too many clients already",
+        ],
         all: &[],
         codes: &[],
         when: always,
@@ -571,14 +643,18 @@ pub static TABLE: &[Entry] = &[
             "FATAL:  remaining connection slots are reserved for roles with the SUPERUSER attribute",
             "sorry, too many clients already",
         ],
-        cause: |_, _| "PostgreSQL has no connection slot left: max_connections is reached (the last ones are kept for superusers)".into(),
-        fix: |_, s| format!(
+        cause: |_, _| {
+            "PostgreSQL has no connection slot left: max_connections is reached (the last ones are kept for superusers)".into()
+        },
+        fix: |_, s| {
+            format!(
             "make the pools fit: {} lower default_pool_size / reserve_pool_size or cap them with max_db_connections, close other clients (apps connecting directly), or raise max_connections on the server (restart needed)",
             match s.target {
                 "" => "`poolwright validate` checks them against the max_connections poolwright.yaml gives;".to_string(),
                 t => format!("`poolwright verify {t}` shows the budget against the live max_connections;"),
             }
-        ),
+        )
+        },
     },
     Entry {
         name: "role-connection-limit",
@@ -591,11 +667,13 @@ pub static TABLE: &[Entry] = &[
             "" => "the app's role reached its CONNECTION LIMIT on the server".into(),
             u => format!("role `{u}` reached its CONNECTION LIMIT on the server"),
         },
-        fix: |_, s| format!(
-            "cap the pools below it (pgbouncer.max_user_connections in poolwright.yaml, then {}), or raise it: ALTER ROLE {} CONNECTION LIMIT n",
-            s.apply(),
-            if s.user.is_empty() { "..." } else { s.user }
-        ),
+        fix: |_, s| {
+            format!(
+                "cap the pools below it (pgbouncer.max_user_connections in poolwright.yaml, then {}), or raise it: ALTER ROLE {} CONNECTION LIMIT n",
+                s.apply(),
+                if s.user.is_empty() { "..." } else { s.user }
+            )
+        },
     },
     Entry {
         name: "database-connection-limit",
@@ -605,14 +683,19 @@ pub static TABLE: &[Entry] = &[
         when: always,
         examples: &["too many connections for database \"qbo_mirror\""],
         cause: |_, s| format!("{} reached its CONNECTION LIMIT on the server", s.db()),
-        fix: |_, s| format!(
-            "cap the pools below it (pgbouncer.max_db_connections, then {}), or ALTER DATABASE ... CONNECTION LIMIT n",
-            s.apply()
-        ),
+        fix: |_, s| {
+            format!(
+                "cap the pools below it (pgbouncer.max_db_connections, then {}), or ALTER DATABASE ... CONNECTION LIMIT n",
+                s.apply()
+            )
+        },
     },
     Entry {
         name: "max-client-conn",
-        any: &["no more connections allowed", "max client connections reached"],
+        any: &[
+            "no more connections allowed",
+            "max client connections reached",
+        ],
         all: &[],
         codes: &[],
         when: always,
@@ -621,14 +704,18 @@ pub static TABLE: &[Entry] = &[
             "FATAL: Max client connections reached",
             "error: Max client connections reached",
         ],
-        cause: |_, s| format!(
-            "{} has as many clients as it accepts (max_client_conn; Supavisor: the project's client limit)",
-            s.at("the pooler")
-        ),
-        fix: |_, s| format!(
-            "raise pgbouncer.max_client_conn in poolwright.yaml and run {}, which makes systemd's LimitNOFILE follow it, or find the clients that leak connections (SHOW CLIENTS on the admin console); on Supabase, a larger compute size raises the limit",
-            s.apply()
-        ),
+        cause: |_, s| {
+            format!(
+                "{} has as many clients as it accepts (max_client_conn; Supavisor: the project's client limit)",
+                s.at("the pooler")
+            )
+        },
+        fix: |_, s| {
+            format!(
+                "raise pgbouncer.max_client_conn in poolwright.yaml and run {}, which makes systemd's LimitNOFILE follow it, or find the clients that leak connections (SHOW CLIENTS on the admin console); on Supabase, a larger compute size raises the limit",
+                s.apply()
+            )
+        },
     },
     Entry {
         name: "too-many-connections",
@@ -638,13 +725,15 @@ pub static TABLE: &[Entry] = &[
         when: always,
         examples: &["too many connections"],
         cause: |_, _| "the server or pooler refused a connection because it has too many".into(),
-        fix: |_, s| format!(
-            "compare the pools with the server's max_connections ({}) and lower the pool sizes or raise the limit",
-            match s.target {
-                "" => "`poolwright validate` checks them against poolwright.yaml's".to_string(),
-                t => format!("`poolwright verify {t}` shows the live budget"),
-            }
-        ),
+        fix: |_, s| {
+            format!(
+                "compare the pools with the server's max_connections ({}) and lower the pool sizes or raise the limit",
+                match s.target {
+                    "" => "`poolwright validate` checks them against poolwright.yaml's".to_string(),
+                    t => format!("`poolwright verify {t}` shows the live budget"),
+                }
+            )
+        },
     },
     Entry {
         name: "ssl-closed-unexpectedly",
@@ -656,11 +745,15 @@ pub static TABLE: &[Entry] = &[
             "SSL connection has been closed unexpectedly",
             "psycopg.OperationalError: consuming input failed: SSL connection has been closed unexpectedly",
         ],
-        cause: |_, s| format!(
-            "the TLS connection to {} was dropped mid-session: the server restarted, ended the backend (idle_in_transaction_session_timeout, pg_terminate_backend, server_lifetime) or a load balancer closed an idle connection",
-            s.place()
-        ),
-        fix: |_, _| "read the pooler's and the server's logs at that time; keep a balancer's idle timeout above the pooler's server_idle_timeout, and let the app reconnect on this error".into(),
+        cause: |_, s| {
+            format!(
+                "the TLS connection to {} was dropped mid-session: the server restarted, ended the backend (idle_in_transaction_session_timeout, pg_terminate_backend, server_lifetime) or a load balancer closed an idle connection",
+                s.place()
+            )
+        },
+        fix: |_, _| {
+            "read the pooler's and the server's logs at that time; keep a balancer's idle timeout above the pooler's server_idle_timeout, and let the app reconnect on this error".into()
+        },
     },
     Entry {
         name: "server-closed-unexpectedly",
@@ -672,11 +765,15 @@ pub static TABLE: &[Entry] = &[
             "server closed the connection unexpectedly",
             "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.",
         ],
-        cause: |_, s| format!(
-            "{} closed the connection before answering: the server process ended (crash, restart, pg_terminate_backend) or a proxy cut it",
-            s.place()
-        ),
-        fix: |_, _| "read the pooler's and the server's logs at that time; if it happens at login, check the pooler's log for the refused startup parameter or user".into(),
+        cause: |_, s| {
+            format!(
+                "{} closed the connection before answering: the server process ended (crash, restart, pg_terminate_backend) or a proxy cut it",
+                s.place()
+            )
+        },
+        fix: |_, _| {
+            "read the pooler's and the server's logs at that time; if it happens at login, check the pooler's log for the refused startup parameter or user".into()
+        },
     },
     Entry {
         name: "wrong-password-type",
@@ -688,14 +785,18 @@ pub static TABLE: &[Entry] = &[
             "wrong password type",
             "cannot do SCRAM authentication: wrong password type",
         ],
-        cause: |_, s| format!(
-            "PgBouncer cannot use the secret userlist.txt holds for {} with its auth_type (an md5 hash with auth_type scram-sha-256, or a SCRAM verifier where PgBouncer must log in to the server with md5)",
-            s.who()
-        ),
-        fix: |_, s| format!(
-            "use `userlist: scram` with `auth_type: scram-sha-256` (the defaults) and run {}; with md5 on the server, use `userlist: plain`",
-            s.apply()
-        ),
+        cause: |_, s| {
+            format!(
+                "PgBouncer cannot use the secret userlist.txt holds for {} with its auth_type (an md5 hash with auth_type scram-sha-256, or a SCRAM verifier where PgBouncer must log in to the server with md5)",
+                s.who()
+            )
+        },
+        fix: |_, s| {
+            format!(
+                "use `userlist: scram` with `auth_type: scram-sha-256` (the defaults) and run {}; with md5 on the server, use `userlist: plain`",
+                s.apply()
+            )
+        },
     },
     Entry {
         name: "no-such-user",
@@ -704,17 +805,21 @@ pub static TABLE: &[Entry] = &[
         codes: &[],
         when: always,
         examples: &["no such user: app", "no such user"],
-        cause: |_, s| format!(
-            "{} does not know {}: it is not in its auth_file (userlist.txt)",
-            s.at("the pooler"),
-            s.user_word()
-        ),
-        fix: |_, s| format!(
-            "add {} under `users:` {} and run {}: it rewrites userlist.txt and reloads PgBouncer",
-            s.who(),
-            s.of_target(),
-            s.apply()
-        ),
+        cause: |_, s| {
+            format!(
+                "{} does not know {}: it is not in its auth_file (userlist.txt)",
+                s.at("the pooler"),
+                s.user_word()
+            )
+        },
+        fix: |_, s| {
+            format!(
+                "add {} under `users:` {} and run {}: it rewrites userlist.txt and reloads PgBouncer",
+                s.who(),
+                s.of_target(),
+                s.apply()
+            )
+        },
     },
     // PostgreSQL's refusal, passed on by PgBouncer (see the module's
     // table): it names the user, 1.24 keeps its 28P01.
@@ -743,7 +848,10 @@ pub static TABLE: &[Entry] = &[
     },
     Entry {
         name: "password-refused",
-        any: &["password authentication failed", "sasl authentication failed"],
+        any: &[
+            "password authentication failed",
+            "sasl authentication failed",
+        ],
         all: &[],
         codes: &[],
         when: always,
@@ -795,14 +903,18 @@ pub static TABLE: &[Entry] = &[
             "asyncpg.exceptions.InvalidSQLStatementNameError: prepared statement \"__asyncpg_stmt_a__\" does not exist",
             "DuplicatePreparedStatement: prepared statement \"_pg3_0\" already exists",
         ],
-        cause: |_, _| "a named prepared statement went to another server connection: in transaction mode the pooler hands each transaction to any free server connection".into(),
-        fix: |_, s| format!(
+        cause: |_, _| {
+            "a named prepared statement went to another server connection: in transaction mode the pooler hands each transaction to any free server connection".into()
+        },
+        fix: |_, s| {
+            format!(
             "set the driver's flags ({}), or use PgBouncer 1.21+ where poolwright turns on max_prepared_statements; with Prisma on 1.21+, drop pgbouncer=true (\"PGBOUNCER_n does not exist\")",
             match s.target {
                 "" => "statement_cache_size=0 for asyncpg, prepareThreshold=0 for pgJDBC, pgbouncer=true for Prisma, ...; `poolwright url --help` lists the drivers whose flags its --driver prints".to_string(),
                 t => format!("`poolwright url {t} --driver asyncpg`, or your driver, prints them: statement_cache_size=0, prepareThreshold=0, pgbouncer=true, ..."),
             }
-        ),
+        )
+        },
     },
     Entry {
         name: "channel-binding",
@@ -814,11 +926,15 @@ pub static TABLE: &[Entry] = &[
             "client requires SCRAM channel binding, but it is not supported",
             "channel binding required, but server authenticated client without channel binding",
         ],
-        cause: |_, s| format!(
-            "the client requires SCRAM channel binding (channel_binding=require) but {} does not offer SCRAM-SHA-256-PLUS, as PgBouncer does not to its clients",
-            s.place()
-        ),
-        fix: |_, _| "drop channel_binding=require from the URL behind a pooler; use sslmode=verify-full to authenticate the server instead".into(),
+        cause: |_, s| {
+            format!(
+                "the client requires SCRAM channel binding (channel_binding=require) but {} does not offer SCRAM-SHA-256-PLUS, as PgBouncer does not to its clients",
+                s.place()
+            )
+        },
+        fix: |_, _| {
+            "drop channel_binding=require from the URL behind a pooler; use sslmode=verify-full to authenticate the server instead".into()
+        },
     },
     Entry {
         name: "unsupported-startup-parameter",
@@ -831,18 +947,22 @@ pub static TABLE: &[Entry] = &[
             "unsupported startup parameter in options: search_path",
             "unsupported startup parameter: statement_timeout=5000",
         ],
-        cause: |t, _| format!(
-            "the client sent startup parameter `{}`, which PgBouncer refuses unless told to ignore it",
-            startup_parameter(t)
-        ),
-        fix: |t, s| format!(
-            "add it to `pgbouncer.ignore_startup_parameters` in poolwright.yaml ({}) and run {}, or remove it from the URL (asyncpg forwards unknown URL parameters to the server)",
-            match startup_parameter(t).as_str() {
-                "extra_float_digits" => "[extra_float_digits]".to_string(),
-                p => format!("e.g. [extra_float_digits, {p}]"),
-            },
-            s.apply()
-        ),
+        cause: |t, _| {
+            format!(
+                "the client sent startup parameter `{}`, which PgBouncer refuses unless told to ignore it",
+                startup_parameter(t)
+            )
+        },
+        fix: |t, s| {
+            format!(
+                "add it to `pgbouncer.ignore_startup_parameters` in poolwright.yaml ({}) and run {}, or remove it from the URL (asyncpg forwards unknown URL parameters to the server)",
+                match startup_parameter(t).as_str() {
+                    "extra_float_digits" => "[extra_float_digits]".to_string(),
+                    p => format!("e.g. [extra_float_digits, {p}]"),
+                },
+                s.apply()
+            )
+        },
     },
     Entry {
         name: "no-tls-offered",
@@ -854,14 +974,18 @@ pub static TABLE: &[Entry] = &[
             "server does not support SSL, but SSL was required",
             "error performing TLS handshake: server does not support TLS",
         ],
-        cause: |_, s| format!(
-            "the URL asks for TLS (sslmode=require) but {} does not offer it",
-            s.place()
-        ),
-        fix: |_, s| format!(
-            "turn TLS on in the pooler: client_tls_sslmode, client_tls_key_file and client_tls_cert_file in poolwright.yaml, {}, then restart PgBouncer; or, on a private network, drop sslmode=require",
-            s.apply()
-        ),
+        cause: |_, s| {
+            format!(
+                "the URL asks for TLS (sslmode=require) but {} does not offer it",
+                s.place()
+            )
+        },
+        fix: |_, s| {
+            format!(
+                "turn TLS on in the pooler: client_tls_sslmode, client_tls_key_file and client_tls_cert_file in poolwright.yaml, {}, then restart PgBouncer; or, on a private network, drop sslmode=require",
+                s.apply()
+            )
+        },
     },
     Entry {
         name: "pg-hba-no-entry",
@@ -886,7 +1010,9 @@ pub static TABLE: &[Entry] = &[
                 }
             )
         },
-        fix: |_, _| "add a `host` (or `hostssl`) line for the database, user and the client's address with scram-sha-256 to pg_hba.conf and reload PostgreSQL; or ask for TLS with sslmode=require where only hostssl lines admit it".into(),
+        fix: |_, _| {
+            "add a `host` (or `hostssl`) line for the database, user and the client's address with scram-sha-256 to pg_hba.conf and reload PostgreSQL; or ask for TLS with sslmode=require where only hostssl lines admit it".into()
+        },
     },
     Entry {
         name: "certificate",
@@ -899,7 +1025,9 @@ pub static TABLE: &[Entry] = &[
             "certificate verify failed: self-signed certificate in certificate chain",
         ],
         cause: |t, s| format!("the certificate of {} did not verify ({t})", s.place()),
-        fix: |_, _| "with sslmode=verify-full/verify-ca, name the CA with sslrootcert=FILE (or install it in the system store) and use the host name the certificate is for; sslmode=require encrypts without checking".into(),
+        fix: |_, _| {
+            "with sslmode=verify-full/verify-ca, name the CA with sslrootcert=FILE (or install it in the system store) and use the host name the certificate is for; sslmode=require encrypts without checking".into()
+        },
     },
     Entry {
         name: "not-pgbouncer",
@@ -908,14 +1036,18 @@ pub static TABLE: &[Entry] = &[
         codes: &[],
         when: always,
         examples: &["database \"pgbouncer\" does not exist"],
-        cause: |_, s| format!(
-            "{} is PostgreSQL itself, not PgBouncer: it has no admin console database `pgbouncer`",
-            s.place()
-        ),
-        fix: |_, s| format!(
-            "point the pooled URL at PgBouncer: public_host and pgbouncer.listen_port {} must be where PgBouncer listens, not the server",
-            s.of_target()
-        ),
+        cause: |_, s| {
+            format!(
+                "{} is PostgreSQL itself, not PgBouncer: it has no admin console database `pgbouncer`",
+                s.place()
+            )
+        },
+        fix: |_, s| {
+            format!(
+                "point the pooled URL at PgBouncer: public_host and pgbouncer.listen_port {} must be where PgBouncer listens, not the server",
+                s.of_target()
+            )
+        },
     },
     Entry {
         name: "pooler-has-no-database",
@@ -924,16 +1056,20 @@ pub static TABLE: &[Entry] = &[
         codes: &[],
         when: always,
         examples: &["no such database: qbo_mirror"],
-        cause: |_, s| format!(
-            "{} has no {} in its [databases]",
-            s.at("the pooler"),
-            s.db()
-        ),
-        fix: |_, s| format!(
-            "add it under `databases:` {} and run {}",
-            s.of_target(),
-            s.apply()
-        ),
+        cause: |_, s| {
+            format!(
+                "{} has no {} in its [databases]",
+                s.at("the pooler"),
+                s.db()
+            )
+        },
+        fix: |_, s| {
+            format!(
+                "add it under `databases:` {} and run {}",
+                s.of_target(),
+                s.apply()
+            )
+        },
     },
     Entry {
         name: "database-does-not-exist",
@@ -943,10 +1079,12 @@ pub static TABLE: &[Entry] = &[
         when: always,
         examples: &["database \"qbo_mirror\" does not exist"],
         cause: |_, s| format!("{} has no {}", s.at("PostgreSQL"), s.db()),
-        fix: |_, s| format!(
-            "create it (CREATE DATABASE ...) or fix `dbname` under `databases:` {}",
-            s.of_target()
-        ),
+        fix: |_, s| {
+            format!(
+                "create it (CREATE DATABASE ...) or fix `dbname` under `databases:` {}",
+                s.of_target()
+            )
+        },
     },
     Entry {
         name: "admin-console-not-allowed",
@@ -955,16 +1093,24 @@ pub static TABLE: &[Entry] = &[
         codes: &[],
         when: |s| s.via == Via::AdminConsole,
         examples: &["not allowed"],
-        cause: |_, s| format!(
-            "{} refused {} on its admin console",
-            s.at("PgBouncer"),
-            s.who()
-        ),
-        fix: |_, s| format!(
-            "list {} in pgbouncer.admin_users or stats_users and run {}",
-            if s.user.is_empty() { "the console's user".to_string() } else { format!("`{}`", s.user) },
-            s.apply()
-        ),
+        cause: |_, s| {
+            format!(
+                "{} refused {} on its admin console",
+                s.at("PgBouncer"),
+                s.who()
+            )
+        },
+        fix: |_, s| {
+            format!(
+                "list {} in pgbouncer.admin_users or stats_users and run {}",
+                if s.user.is_empty() {
+                    "the console's user".to_string()
+                } else {
+                    format!("`{}`", s.user)
+                },
+                s.apply()
+            )
+        },
     },
     Entry {
         name: "pgbouncer-cannot-reach-server",
@@ -973,11 +1119,15 @@ pub static TABLE: &[Entry] = &[
         codes: &[],
         when: always,
         examples: &["pgbouncer cannot connect to server"],
-        cause: |_, _| "PgBouncer cannot reach PostgreSQL: the upstream is down or the host/port in [databases] is wrong".into(),
-        fix: |_, s| format!(
-            "check `upstream:` {} (host, port) and that PostgreSQL runs there; PgBouncer's log names the address it tried",
-            s.of_target()
-        ),
+        cause: |_, _| {
+            "PgBouncer cannot reach PostgreSQL: the upstream is down or the host/port in [databases] is wrong".into()
+        },
+        fix: |_, s| {
+            format!(
+                "check `upstream:` {} (host, port) and that PostgreSQL runs there; PgBouncer's log names the address it tried",
+                s.of_target()
+            )
+        },
     },
     Entry {
         name: "query-wait-timeout",
@@ -986,8 +1136,12 @@ pub static TABLE: &[Entry] = &[
         codes: &[],
         when: always,
         examples: &["query_wait_timeout", "ERROR: query_wait_timeout"],
-        cause: |_, _| "the client waited longer than query_wait_timeout for a server connection: the pool is exhausted".into(),
-        fix: |_, _| "look at SHOW POOLS (cl_waiting, maxwait): raise the pool size if the server has room, or find long transactions that hold server connections".into(),
+        cause: |_, _| {
+            "the client waited longer than query_wait_timeout for a server connection: the pool is exhausted".into()
+        },
+        fix: |_, _| {
+            "look at SHOW POOLS (cl_waiting, maxwait): raise the pool size if the server has room, or find long transactions that hold server connections".into()
+        },
     },
     Entry {
         name: "auth-query-response",
@@ -996,8 +1150,12 @@ pub static TABLE: &[Entry] = &[
         codes: &[],
         when: always,
         examples: &["unexpected response from login query"],
-        cause: |_, _| "PgBouncer's auth_query returned something it cannot use (no row, or more than one column pair)".into(),
-        fix: |_, _| "check the auth_query function on the server (it must return usename, passwd) and that auth_user may run it".into(),
+        cause: |_, _| {
+            "PgBouncer's auth_query returned something it cannot use (no row, or more than one column pair)".into()
+        },
+        fix: |_, _| {
+            "check the auth_query function on the server (it must return usename, passwd) and that auth_user may run it".into()
+        },
     },
     Entry {
         name: "connection-refused",
@@ -1022,14 +1180,18 @@ pub static TABLE: &[Entry] = &[
         codes: &[],
         when: always,
         examples: &["timeout: connected, but the login did not finish within 10 s"],
-        cause: |_, s| format!(
-            "{} accepted the connection but did not finish the login in time: a pooler does this while it waits for a server connection it cannot open (server full or down, or its own login to the server failing; PgBouncer retries every server_login_retry)",
-            s.place()
-        ),
-        fix: |_, s| format!(
-            "check the server through the direct URL ({}) and the pooler's log for the server login error",
-            s.url(" --direct")
-        ),
+        cause: |_, s| {
+            format!(
+                "{} accepted the connection but did not finish the login in time: a pooler does this while it waits for a server connection it cannot open (server full or down, or its own login to the server failing; PgBouncer retries every server_login_retry)",
+                s.place()
+            )
+        },
+        fix: |_, s| {
+            format!(
+                "check the server through the direct URL ({}) and the pooler's log for the server login error",
+                s.url(" --direct")
+            )
+        },
     },
     Entry {
         name: "timeout",
@@ -1041,10 +1203,12 @@ pub static TABLE: &[Entry] = &[
             "timeout: no answer within 3 s",
             "connection to server at \"10.0.0.7\", port 6432 failed: Connection timed out",
         ],
-        cause: |_, s| format!(
-            "no answer from {} in time: a firewall or security group drops the packets, the host is down, or the pooler waits for a server it cannot reach",
-            s.place()
-        ),
+        cause: |_, s| {
+            format!(
+                "no answer from {} in time: a firewall or security group drops the packets, the host is down, or the pooler waits for a server it cannot reach",
+                s.place()
+            )
+        },
         fix: |_, s| unreachable_fix(s),
     },
     Entry {
@@ -1063,10 +1227,12 @@ pub static TABLE: &[Entry] = &[
             "could not translate host name \"db.example\" to address: Name or service not known",
         ],
         cause: |_, s| format!("the host name of {} does not resolve here", s.place()),
-        fix: |_, s| format!(
-            "check public_host (pooled URL) or upstream.host (direct URL) {}, and this machine's DNS",
-            s.of_target()
-        ),
+        fix: |_, s| {
+            format!(
+                "check public_host (pooled URL) or upstream.host (direct URL) {}, and this machine's DNS",
+                s.of_target()
+            )
+        },
     },
     Entry {
         name: "no-route",
@@ -1074,7 +1240,10 @@ pub static TABLE: &[Entry] = &[
         all: &[],
         codes: &[],
         when: always,
-        examples: &["No route to host (os error 113)", "Network is unreachable (os error 101)"],
+        examples: &[
+            "No route to host (os error 113)",
+            "Network is unreachable (os error 101)",
+        ],
         cause: |_, s| format!("{} cannot be reached from this machine", s.place()),
         fix: |_, s| unreachable_fix(s),
     },
@@ -1390,7 +1559,9 @@ mod tests {
         let without = diagnose("no such user: app", &Situation::unknown(Via::Pooler));
         assert!(
             without.fix.contains("run `poolwright apply`: ")
-                && without.fix.ends_with("; `poolwright apply` applies every target"),
+                && without
+                    .fix
+                    .ends_with("; `poolwright apply` applies every target"),
             "{}",
             without.fix
         );
@@ -1407,14 +1578,22 @@ mod tests {
                 ..at(Via::Pooler, "pgbouncer")
             };
             let got = diagnose(server, &s);
-            assert_eq!(got.matched, Some("server-refused-pgbouncer-login"), "{code}");
+            assert_eq!(
+                got.matched,
+                Some("server-refused-pgbouncer-login"),
+                "{code}"
+            );
             assert!(
-                got.cause.contains("PostgreSQL refused PgBouncer's own login as `app`"),
+                got.cause
+                    .contains("PostgreSQL refused PgBouncer's own login as `app`"),
                 "{code}: {}",
                 got.cause
             );
             assert!(!got.cause.contains("not the one in"), "{}", got.cause);
-            for client in ["SASL authentication failed", "password authentication failed"] {
+            for client in [
+                "SASL authentication failed",
+                "password authentication failed",
+            ] {
                 let got = diagnose(
                     client,
                     &Situation {
@@ -1424,7 +1603,8 @@ mod tests {
                 );
                 assert_eq!(got.matched, Some("password-refused"), "{client}");
                 assert!(
-                    got.cause.contains("PgBouncer refused the password the app sent"),
+                    got.cause
+                        .contains("PgBouncer refused the password the app sent"),
                     "{}",
                     got.cause
                 );
@@ -1443,8 +1623,16 @@ mod tests {
         // PostgreSQL does; the direct URL is the server's own refusal.
         for (via, provider, cause) in [
             (Via::Pooler, "supabase", "not the role's current password"),
-            (Via::Direct, "pgbouncer", "PostgreSQL at db.example:6432 refused"),
-            (Via::AdminConsole, "pgbouncer", "PgBouncer refused the password"),
+            (
+                Via::Direct,
+                "pgbouncer",
+                "PostgreSQL at db.example:6432 refused",
+            ),
+            (
+                Via::AdminConsole,
+                "pgbouncer",
+                "PgBouncer refused the password",
+            ),
         ] {
             let got = diagnose(
                 server,
@@ -1461,12 +1649,22 @@ mod tests {
             "server login has been failing, cached error: password authentication failed for user \"app\" (server_login_retry)",
         );
         assert!(
-            cached.cause.contains("PostgreSQL refused PgBouncer's own login"),
+            cached
+                .cause
+                .contains("PostgreSQL refused PgBouncer's own login"),
             "{}",
             cached.cause
         );
         let blind = pooled("server login has been failing, try again later (server_login_retry)");
-        assert!(blind.cause.contains("server_login_retry"), "{}", blind.cause);
-        assert!(blind.fix.contains("`poolwright verify prod`"), "{}", blind.fix);
+        assert!(
+            blind.cause.contains("server_login_retry"),
+            "{}",
+            blind.cause
+        );
+        assert!(
+            blind.fix.contains("`poolwright verify prod`"),
+            "{}",
+            blind.fix
+        );
     }
 }

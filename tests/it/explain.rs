@@ -196,7 +196,9 @@ fn fixes_name_the_one_target_and_never_make_one_up() {
     let run = poolwright(two.path(), &["explain", "no such user: app"], &[]);
     assert!(
         run.stdout.contains("run `poolwright apply`: ")
-            && run.stdout.contains("`poolwright apply` applies every target"),
+            && run
+                .stdout
+                .contains("`poolwright apply` applies every target"),
         "{}",
         run.stdout
     );
@@ -213,7 +215,11 @@ fn fixes_name_the_one_target_and_never_make_one_up() {
     );
     let wrong = poolwright(two.path(), &["explain", "x", "--target", "nope"], &[]);
     assert_eq!(wrong.code, 1, "{wrong:?}");
-    assert!(wrong.stderr.contains("no target `nope`"), "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("no target `nope`"),
+        "{}",
+        wrong.stderr
+    );
 }
 
 #[test]
@@ -238,7 +244,12 @@ fn the_sqlstate_tells_the_servers_refusal_from_pgbouncers() {
     );
     let run = poolwright(
         one.path(),
-        &["explain", "SASL authentication failed", "--sqlstate", "08P01"],
+        &[
+            "explain",
+            "SASL authentication failed",
+            "--sqlstate",
+            "08P01",
+        ],
         &[],
     );
     assert!(
@@ -299,7 +310,11 @@ fn stdin_is_read_up_to_64_kib_and_printed_back_printable() {
         poolwright(dir.path(), &["explain", hostile], &[]),
     ] {
         assert_eq!(run.code, 0, "{run:?}");
-        assert!(run.stdout.contains("matched: certificate"), "{}", run.stdout);
+        assert!(
+            run.stdout.contains("matched: certificate"),
+            "{}",
+            run.stdout
+        );
         for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
             assert!(!run.stdout.contains(raw), "{:?}", run.stdout);
         }
@@ -314,7 +329,8 @@ fn an_unknown_text_exits_1_with_the_fallback_and_a_hint_to_verify() {
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.stdout, "");
     assert!(
-        run.stderr.starts_with("error: no known cause for this text\n"),
+        run.stderr
+            .starts_with("error: no known cause for this text\n"),
         "{}",
         run.stderr
     );
