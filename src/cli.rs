@@ -79,6 +79,16 @@ pub enum Command {
     /// Connect through the pooler and prove the app is pooled: login and TLS, running
     /// config, pooling, live pool budget, driver hazards, latency; exit 1 on a failed check
     Verify(VerifyArgs),
+    /// Explain an error from the app's or the pooler's logs: its cause and the fix, from
+    /// the table verify diagnoses with; exit 1 when no known error matches
+    ///
+    /// The text is matched against the same table `verify` uses for its failures, so
+    /// the two never disagree. With a poolwright.yaml (found as usual, or --config) that
+    /// holds one target, or with --target, the fix names that target, its host and user;
+    /// otherwise it names no target and gives commands that run as typed. Exit codes: 0 a
+    /// known error matched, 1 none did (like grep, so `poolwright explain "$err" ||`
+    /// works in scripts; the fallback advice is on stderr), 2 bad arguments.
+    Explain(ExplainArgs),
     /// Every target in one table: endpoint, pool mode, reachable, server connections, last apply
     Status,
     /// Print a shell completion script
@@ -398,6 +408,46 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub samples: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The error text, quoted; `-` reads it from stdin (at most 64 KiB)
+    #[arg(value_name = "TEXT")]
+    pub text: String,
+
+    /// The target the error came from [default: the config's only target]
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+
+    /// The connection that got the error
+    #[arg(long, value_enum, default_value_t = ExplainVia::Pooled)]
+    pub via: ExplainVia,
+
+    /// The SQLSTATE the driver reported with it, e.g. 28P01 (asyncpg and psycopg:
+    /// sqlstate, node-postgres: code)
+    #[arg(long, value_name = "CODE", value_parser = sqlstate)]
+    pub sqlstate: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainVia {
+    /// The pooled URL apps use
+    Pooled,
+    /// The direct URL to PostgreSQL
+    Direct,
+    /// PgBouncer's admin console (database pgbouncer)
+    Console,
+}
+
+/// Five digits or capital letters, as SQLSTATEs are.
+fn sqlstate(text: &str) -> Result<String, String> {
+    let code = text.trim().to_ascii_uppercase();
+    if code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(code)
+    } else {
+        Err("a SQLSTATE is five digits or letters, like 28P01".into())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

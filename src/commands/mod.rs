@@ -4,6 +4,7 @@
 pub(crate) mod apply;
 mod destroy;
 mod env;
+mod explain;
 mod init;
 mod plan;
 mod render;
@@ -34,6 +35,7 @@ pub fn run(cli: &Cli, ctx: &mut Context) -> Result<(), Error> {
         Command::Env(args) => env::run(cli, ctx, args),
         Command::Secrets(args) => secrets::run(cli, ctx, args),
         Command::Verify(args) => verify::run(cli, ctx, args),
+        Command::Explain(args) => explain::run(cli, ctx, args),
         Command::Status => status::run(cli, ctx),
         Command::Destroy(args) => destroy::run(cli, ctx, args),
         Command::Completions(args) => {

@@ -205,6 +205,7 @@ mod tests {
             database: "db",
             target: "prod",
             provider: "pgbouncer",
+            code: None,
         }
     }
 

@@ -118,6 +118,10 @@ pub struct ConnectError {
     pub place: String,
     /// The server's own message (or the OS's), without our framing.
     pub text: String,
+    /// The SQLSTATE the server sent with a refused login (PgBouncer 1.24
+    /// passes PostgreSQL's own on, 1.18 sends 08P01: see
+    /// [`super::diagnose`]).
+    pub code: Option<String>,
 }
 
 impl fmt::Display for ConnectError {
@@ -312,6 +316,7 @@ pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Session, 
         stage,
         place: place.clone(),
         text,
+        code: None,
     };
     let started = Instant::now();
     let tcp = match tokio::time::timeout(
@@ -389,7 +394,12 @@ pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Session, 
                 ),
             ));
         }
-        Ok(Err(e)) => return Err(fail(Stage::Login, error_text(&e))),
+        Ok(Err(e)) => {
+            return Err(ConnectError {
+                code: e.as_db_error().map(|db| db.code().code().to_string()),
+                ..fail(Stage::Login, error_text(&e))
+            });
+        }
         Ok(Ok(pair)) => pair,
     };
     let login_time = started.elapsed();

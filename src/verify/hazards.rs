@@ -72,7 +72,7 @@ fn session_note(name: &str) -> Option<&'static str> {
 pub fn checks(driver: Option<&Driver>, traits: &PoolerTraits, target: &str) -> Vec<Check> {
     vec![
         prepared_statements(driver, traits, target),
-        session_state(driver, traits),
+        session_state(driver, traits, target),
     ]
 }
 
@@ -138,7 +138,7 @@ fn prepared_statements(driver: Option<&Driver>, traits: &PoolerTraits, target: &
     )
 }
 
-fn session_state(driver: Option<&Driver>, traits: &PoolerTraits) -> Check {
+fn session_state(driver: Option<&Driver>, traits: &PoolerTraits, target: &str) -> Check {
     const CHECK: &str = "session state";
     let pooler = &traits.name;
     if !traits.transaction_pooling {
@@ -158,9 +158,9 @@ fn session_state(driver: Option<&Driver>, traits: &PoolerTraits) -> Check {
     Check::warn(
         CHECK,
         detail,
-        Some(
-            "inside transactions use SET LOCAL and pg_advisory_xact_lock; run LISTEN, migrations and session work through the direct URL (`poolwright url TARGET --direct`)".into(),
-        ),
+        Some(format!(
+            "inside transactions use SET LOCAL and pg_advisory_xact_lock; run LISTEN, migrations and session work through the direct URL (`poolwright url {target} --direct`)"
+        )),
     )
 }
 
@@ -231,11 +231,13 @@ mod tests {
 
     #[test]
     fn session_state_warns_in_transaction_mode_only() {
-        let c = session_state(find("rails"), &pooler("1.24", true, true));
+        let c = session_state(find("rails"), &pooler("1.24", true, true), "prod");
         assert_eq!(c.status, Status::Warn);
         assert!(c.detail.contains("advisory locks"), "{}", c.detail);
         assert!(c.detail.contains("Rails migrations"), "{}", c.detail);
-        let s = session_state(find("rails"), &pooler("1.24", false, true));
+        let fix = c.fix.unwrap_or_default();
+        assert!(fix.contains("`poolwright url prod --direct`"), "{fix}");
+        let s = session_state(find("rails"), &pooler("1.24", false, true), "prod");
         assert_eq!(s.status, Status::Pass);
     }
 }

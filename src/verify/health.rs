@@ -120,6 +120,7 @@ pub async fn probe(target: &Target, timeout: Duration) -> Health {
                         database: &end.database,
                         target: &target.name,
                         provider: target.provider.provider_name(),
+                        code: e.code.as_deref(),
                     },
                 );
                 // A refused login still proves something listens.

@@ -336,13 +336,20 @@ fn situation<'a>(target: &'a Target, via: Via, e: &'a Endpoint) -> Situation<'a>
         database: &e.database,
         target: &target.name,
         provider: target.provider.provider_name(),
+        code: None,
     }
 }
 
 /// A failed login as a check: what was tried, the server's words, the
 /// cause and the fix.
 fn login_failed(check: &str, e: &ConnectError, s: &Situation<'_>, what: &str) -> Check {
-    let d = diagnose(&e.text, s);
+    let d = diagnose(
+        &e.text,
+        &Situation {
+            code: e.code.as_deref(),
+            ..*s
+        },
+    );
     Check::fail(
         check,
         format!("{what} at {} failed: \"{}\": {}", e.place, e.text, d.cause),

@@ -19,6 +19,8 @@ mod e2e;
 mod env_secrets;
 /// Every example config validates, plans and renders.
 mod examples;
+/// `poolwright explain`: the table verify diagnoses with, entry for entry.
+mod explain;
 /// Hand edits kept unless --force, kill -9 never leaves a half-written file, 0600 under any umask.
 mod file_safety;
 /// Property tests of the fuzz targets' invariants (poolwright::invariants).
@@ -47,6 +49,8 @@ mod rds_proxy;
 mod scale_out;
 /// No command shows a secret (raw, encoded, in Debug output) unless asked to.
 mod secret_leaks;
+/// Who refused the password behind PgBouncer 1.18 and 1.24: the server or PgBouncer.
+mod server_side_errors;
 /// apply signals only this target's PgBouncer, whatever the pidfile holds.
 mod signals;
 /// FIFOs, links to devices and huge claims where poolwright reads a file: prompt, clear errors.

@@ -325,6 +325,7 @@ fn situation<'a>(via: Via, e: &'a connect::ConnectError, user: &'a str) -> Situa
         database: "qbo_mirror",
         target: "prod",
         provider: "pgbouncer",
+        code: e.code.as_deref(),
     }
 }
 
