@@ -143,7 +143,8 @@ pub fn acquire_all(dirs: &[PathBuf], command: &str, wait: Duration) -> Result<Lo
             dir.as_path()
         };
         let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e).with_hint(WRITE_HINT))?;
+        crate::dirs::create_dirs(dir, 0o755, None)
+            .map_err(|e| Error::io(dir, &e).with_hint(WRITE_HINT))?;
         for made in missing {
             locks.made.extend(made.canonicalize().ok());
         }
@@ -185,7 +186,8 @@ fn acquire(dir: &Path, command: &str, deadline: Instant) -> Result<Lock, Error> 
                     dir.display()
                 )));
             }
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e).with_hint(WRITE_HINT))?;
+            crate::dirs::create_dirs(dir, 0o755, None)
+                .map_err(|e| Error::io(dir, &e).with_hint(WRITE_HINT))?;
             continue;
         };
         let locked = wait_for(file, dir, &path, deadline, &mut told)?;
