@@ -79,8 +79,9 @@ pub enum Command {
     /// Connect through the pooler and prove the app is pooled: login and TLS, running
     /// config, pooling, live pool budget, driver hazards, latency; exit 1 on a failed check
     Verify(VerifyArgs),
-    /// Every target in one table: endpoint, pool mode, reachable, server connections, last apply
-    Status,
+    /// Every target in one table: endpoint, pool mode, reachable, server connections, last
+    /// apply; with --watch, a live view of each PgBouncer's pools
+    Status(StatusArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Remove what apply made in a cloud (an RDS Proxy, its target, the secret poolwright created)
@@ -368,6 +369,40 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub samples: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("watching").args(["watch", "count"]).multiple(true)))]
+pub struct StatusArgs {
+    /// Refresh until interrupted (Ctrl-C): per PgBouncer pool, clients active and
+    /// waiting, server connections, maxwait, transactions and queries per second,
+    /// average transaction time and the server's backends, with a sparkline of
+    /// waiting clients. Managed poolers get their one status line
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Seconds between refreshes, 0.5 to 3600 (with --watch or --count)
+    #[arg(long, value_name = "SECS", default_value_t = 2.0,
+          value_parser = watch_interval, requires = "watching")]
+    pub interval: f64,
+
+    /// Stop after N refreshes (implies --watch), for scripts and logs
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub count: Option<u64>,
+}
+
+/// `--interval`: a number of seconds a person can wait for and PgBouncer
+/// is not hammered by (its SHOW commands are cheap, but not free).
+fn watch_interval(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(0.5..=3600.0).contains(&secs) {
+        return Err(format!("{secs} s is outside 0.5 to 3600 seconds"));
+    }
+    Ok(secs)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

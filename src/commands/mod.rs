@@ -32,7 +32,7 @@ pub fn run(cli: &Cli, ctx: &mut Context) -> Result<(), Error> {
         Command::Env(args) => env::run(cli, ctx, args),
         Command::Secrets(args) => secrets::run(cli, ctx, args),
         Command::Verify(args) => verify::run(cli, ctx, args),
-        Command::Status => status::run(cli, ctx),
+        Command::Status(args) => status::run(cli, ctx, args),
         Command::Destroy(args) => destroy::run(cli, ctx, args),
         Command::Completions(args) => {
             clap_complete::generate(
