@@ -155,7 +155,9 @@ async fn join_all<T>(mut futures: Vec<Pending<'_, T>>) -> Vec<T> {
         }
     })
     .await;
-    done.into_iter().map(|v| v.expect("every future ended")).collect()
+    done.into_iter()
+        .map(|v| v.expect("every future ended"))
+        .collect()
 }
 
 /// Ctrl-C ends the watch between two writes, with exit 0: the frame on the

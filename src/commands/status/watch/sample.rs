@@ -111,11 +111,7 @@ pub fn stats(table: &Table) -> BTreeMap<String, Counters> {
         .rows
         .iter()
         .filter_map(|row| {
-            let n = |c: &str| {
-                table
-                    .get(row, c)
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-            };
+            let n = |c: &str| table.get(row, c).and_then(|v| v.trim().parse::<u64>().ok());
             Some((
                 table.get(row, "database")?.to_string(),
                 Counters {
@@ -227,10 +223,7 @@ impl<'a> Watcher<'a> {
     /// The watcher of `target`, or None when it has no console to watch:
     /// a managed pooler, or a PgBouncer whose console user is not one of
     /// its users. The second of the pair says which.
-    pub fn new(
-        target: &'a Target,
-        timeout: Duration,
-    ) -> Result<Watcher<'a>, Option<&'static str>> {
+    pub fn new(target: &'a Target, timeout: Duration) -> Result<Watcher<'a>, Option<&'static str>> {
         let bouncer = crate::verify::self_hosted(target).ok_or(None)?;
         let user = admin::console_user(bouncer).ok_or(Some(
             "pools not watched: no admin_users or stats_users entry is one of the target's users",
@@ -295,7 +288,11 @@ impl<'a> Watcher<'a> {
         let now = Instant::now();
         for pool in pools {
             let r = self.last.as_ref().and_then(|(then, before)| {
-                rates(before.get(&pool.database)?, counters.get(&pool.database)?, now - *then)
+                rates(
+                    before.get(&pool.database)?,
+                    counters.get(&pool.database)?,
+                    now - *then,
+                )
             });
             let history = self
                 .history
@@ -348,10 +345,7 @@ impl<'a> Watcher<'a> {
 
     async fn read_backends(&mut self) -> Result<BTreeMap<String, u64>, String> {
         self.direct.open(self.timeout).await?;
-        self.direct
-            .query(BACKENDS_SQL)
-            .await
-            .map(|t| backends(&t))
+        self.direct.query(BACKENDS_SQL).await.map(|t| backends(&t))
     }
 
     /// The backends of the server database behind PgBouncer database `name`,

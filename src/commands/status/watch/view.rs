@@ -139,7 +139,11 @@ fn watched(out: &mut Vec<String>, w: &Watched, colour: bool) {
     if w.pools.is_empty() {
         out.push("  no pools yet (a pool appears with its first client)".into());
     } else {
-        out.extend(table(&w.pools, colour).into_iter().map(|l| format!("  {l}")));
+        out.extend(
+            table(&w.pools, colour)
+                .into_iter()
+                .map(|l| format!("  {l}")),
+        );
     }
     if let Some(e) = &w.backends_error {
         out.push(format!("  BACKENDS unknown: {}", printable(e)));
