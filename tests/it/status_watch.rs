@@ -17,6 +17,7 @@ use crate::e2e::{
     ADMIN_PASSWORD, APP_PASSWORD, ENV, Spec, apply, cluster_with_app, for_each_pgbouncer, scratch,
     start_bouncer, text,
 };
+use crate::support::fake_postgres::{After, FakePostgres, Login, poolwright_within};
 use crate::support::{self, Run, servers::*};
 
 /// pool_size 2 + reserve_pool_size 2 (Spec's).
@@ -307,4 +308,86 @@ fn status_watch_flags_are_checked() {
     ] {
         assert!(help.stdout.contains(flag), "no {flag}:\n{}", help.stdout);
     }
+}
+
+/// A config whose pooler and server are the fakes on `pooler` and
+/// `upstream`, md5 all through, so the fakes' own words reach poolwright.
+fn faked(dir: &Path, pooler: u16, upstream: u16) -> PathBuf {
+    let build = BouncerBuild {
+        version: "1.24".into(),
+        bin: PathBuf::from("/nonexistent"),
+    };
+    let mut spec = Spec::new(dir, upstream, &build);
+    spec.pool_port = pooler;
+    spec.admin = true;
+    spec.userlist = "md5";
+    spec.extra = "      auth_type: md5\n";
+    spec.write()
+}
+
+#[test]
+fn status_watch_offers_a_refused_login_once_and_prints_the_peers_words_escaped() {
+    let pooler = FakePostgres::start(Login::Md5, After::Refuse);
+    let upstream = FakePostgres::start(Login::Md5, After::Refuse);
+    let dir = tempfile::tempdir().unwrap();
+    let config = faked(dir.path(), pooler.port, upstream.port);
+    let args = ["status", "--count", "3", "--interval", "0.5"];
+    let mut all = vec!["--config", config.to_str().unwrap()];
+    all.extend_from_slice(&args);
+    let (run, took) = poolwright_within(dir.path(), &all, ENV, Duration::from_secs(60));
+    eprintln!(
+        "--- poolwright {} (exit {}, {} ms):\n{}{}",
+        args.join(" "),
+        run.code,
+        took.as_millis(),
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(run.code, 0, "a report: exit 0");
+    assert_eq!(run.stdout.matches(" UTC  refresh ").count(), 3);
+    assert!(!run.stdout.contains('\x1b'), "{:?}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("password authentication failed\\u{1b}[2J\\nPASS  forged"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("not tried again"), "{}", run.stdout);
+    // Three refreshes, one try each: a refused credential is not offered
+    // again every interval.
+    let console = pooler.seen();
+    let direct = upstream.seen();
+    eprintln!("pooler saw {console:?}\nserver saw {direct:?}");
+    assert_eq!(console.users, ["pgbadmin"]);
+    // Without pools there is nothing to count on the server.
+    assert!(direct.users.is_empty(), "{direct:?}");
+}
+
+#[test]
+fn status_watch_outlasts_a_pooler_that_goes_silent() {
+    let pooler = FakePostgres::start(Login::Trust, After::Silent);
+    let dir = tempfile::tempdir().unwrap();
+    let config = faked(dir.path(), pooler.port, free_port());
+    let args = ["status", "--count", "2", "--interval", "0.5"];
+    let mut all = vec!["--config", config.to_str().unwrap()];
+    all.extend_from_slice(&args);
+    let (run, took) = poolwright_within(dir.path(), &all, ENV, Duration::from_secs(30));
+    eprintln!(
+        "--- poolwright {} (exit {}, {} ms):\n{}{}",
+        args.join(" "),
+        run.code,
+        took.as_millis(),
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    // Each refresh waits out the 3-second bound once, and says so.
+    assert_eq!(
+        run.stdout
+            .matches("did not answer `SHOW POOLS ...` within 3 s")
+            .count(),
+        2,
+        "{}",
+        run.stdout
+    );
 }
