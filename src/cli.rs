@@ -79,8 +79,10 @@ pub enum Command {
     /// Connect through the pooler and prove the app is pooled: login and TLS, running
     /// config, pooling, live pool budget, driver hazards, latency; exit 1 on a failed check
     Verify(VerifyArgs),
-    /// Every target in one table: endpoint, pool mode, reachable, server connections, last
-    /// apply; with --watch, a live view of each PgBouncer's pools
+    /// Every target in one table: endpoint, pool mode, reachable, server connections, last apply
+    ///
+    /// With --watch or --count: a live view of each self-hosted PgBouncer's pools instead,
+    /// refreshed every --interval seconds. A report: exit 0 even when a target is down.
     Status(StatusArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
