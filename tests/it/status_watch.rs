@@ -391,3 +391,57 @@ fn status_watch_outlasts_a_pooler_that_goes_silent() {
         run.stdout
     );
 }
+
+/// `status ARGS` in a pseudo-terminal with `env`; exit code and the bytes
+/// the terminal got.
+fn on_terminal(config: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    use expectrl::process::unix::WaitStatus;
+    use expectrl::{Eof, Expect as _};
+    let mut cmd = Command::new(support::bin());
+    cmd.args(["--config", config.to_str().unwrap(), "status"])
+        .args(args)
+        .current_dir(config.parent().unwrap())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .envs(ENV.iter().copied())
+        .envs(env.iter().copied());
+    let mut session = expectrl::Session::spawn(cmd).expect("spawn poolwright in a pty");
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    let found = session.expect(Eof).expect("poolwright ends");
+    let mut bytes = found.before().to_vec();
+    for m in found.matches() {
+        bytes.extend_from_slice(m);
+    }
+    let output = String::from_utf8_lossy(&bytes).into_owned();
+    let code = match session.get_process().wait().expect("wait") {
+        WaitStatus::Exited(_, code) => code,
+        other => panic!("poolwright ended with {other:?}"),
+    };
+    eprintln!("--- on a terminal, {env:?} (exit {code}):\n{output:?}");
+    (code, output)
+}
+
+#[test]
+fn status_watch_redraws_a_terminal_unless_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = stopped(dir.path());
+    let args = ["--count", "2", "--interval", "0.5"];
+    let (code, live) = on_terminal(&config, &args, &[]);
+    assert_eq!(code, 0);
+    // Cleared once, then redrawn in place with a bold header.
+    assert_eq!(live.matches("\x1b[2J").count(), 1, "{live:?}");
+    assert_eq!(live.matches("\x1b[H").count(), 2, "{live:?}");
+    assert!(live.contains("\x1b[1m"), "{live:?}");
+    assert!(live.contains("refresh 2 of 2"), "{live:?}");
+
+    for no_color in ["1", "yes"] {
+        let (code, plain) = on_terminal(&config, &args, &[("NO_COLOR", no_color)]);
+        assert_eq!(code, 0);
+        assert!(
+            !plain.contains('\x1b'),
+            "an escape under NO_COLOR: {plain:?}"
+        );
+        assert_eq!(plain.matches(" UTC  refresh ").count(), 2, "{plain:?}");
+    }
+}
