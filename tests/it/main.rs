@@ -46,7 +46,8 @@ mod secret_leaks;
 mod signals;
 /// FIFOs, links to devices and huge claims where poolwright reads a file: prompt, clear errors.
 mod special_files;
-/// `status --watch`: waiting clients, maxwait and backends under a real load; JSON lines, Ctrl-C.
+/// `status --watch`: waiting clients, maxwait and backends under a real load; JSON lines,
+/// Ctrl-C, terminals and NO_COLOR, hostile poolers.
 mod status_watch;
 /// `verify` (login, TLS, running config, pooling, live budget, hazards,
 /// latency) and `status` against real PostgreSQL and PgBouncer.

@@ -2,9 +2,12 @@
 //! of 2, 10 pgbench clients each sleeping 0.2 s per transaction), three
 //! refreshes show the waiting clients and maxwait, and the server never
 //! holds more of the database's backends than pool + reserve; on PgBouncer
-//! 1.18 and 1.24. Plus the quick ones: `--count 1 --format json` is one
-//! JSON line, Ctrl-C ends the watch with exit 0 after a whole refresh, and
-//! the flags are checked.
+//! 1.18 and 1.24. Plus the quick ones, without servers: `--count 1 --format
+//! json` is one JSON line; Ctrl-C ends the watch with exit 0 after a whole
+//! refresh; a pseudo-terminal is redrawn in place, and gets no escape under
+//! NO_COLOR; a fake pooler that refuses the console login is asked once in
+//! three refreshes and its words are printed escaped, and one that goes
+//! silent costs each refresh its 3-second bound; the flags are checked.
 
 use std::fs;
 use std::io::Read as _;

@@ -524,6 +524,56 @@ mod tests {
         assert!(stats(&odd).is_empty());
     }
 
+    fn config(pgbouncer: &str, port: u16) -> crate::config::Config {
+        let yaml = format!(
+            "version: 1\ntargets:\n  prod:\n    provider: pgbouncer\n    processes: 2\n    upstream: {{ host: 127.0.0.1, port: {port} }}\n    public_host: 127.0.0.1\n    databases: {{ d: {{}} }}\n    users: {{ app: {{ password: \"${{P}}\" }}, mon: {{ password: \"${{P}}\" }} }}\n    pgbouncer: {{ listen_port: {port}, {pgbouncer} }}\n"
+        );
+        let env = |k: &str| (k == "P").then(|| "x".to_string());
+        crate::config::parse(std::path::Path::new("poolwright.yaml"), yaml, &env)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_pgbouncer_without_a_console_user_is_not_watched_and_says_why() {
+        let config = config("pool_mode: session", 1);
+        let Err(note) = Watcher::new(&config.targets[0], Duration::from_secs(1)) else {
+            panic!("watched without a console user");
+        };
+        assert!(note.unwrap().contains("no admin_users or stats_users"));
+    }
+
+    #[test]
+    fn a_console_that_is_down_is_an_error_of_the_refresh_and_processes_are_named() {
+        // A port that was free a moment ago: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let config = config("stats_users: [mon]", port);
+        let Ok(mut watcher) = Watcher::new(&config.targets[0], Duration::from_secs(1)) else {
+            panic!("not watched");
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let w = runtime.block_on(watcher.refresh());
+            assert!(w.pools.is_empty());
+            assert!(w.error.as_deref().unwrap().contains("refused"), "{w:?}");
+            // Down is not refused: the next refresh tries again.
+            assert!(
+                !w.error.as_deref().unwrap().contains("not tried again"),
+                "{w:?}"
+            );
+            assert!(
+                w.note.as_deref().unwrap().starts_with("processes: 2: "),
+                "{w:?}"
+            );
+        }
+        runtime.block_on(watcher.close());
+    }
+
     #[test]
     fn backends_are_counted_per_database() {
         let t = table(&["datname", "count"], &[&["app_db", "3"], &["other", "1"]]);
