@@ -82,8 +82,14 @@ async fn watch(targets: &[Target], args: &StatusArgs, style: Style) -> Result<()
     let result = loop {
         // Targets are read side by side: one that is down costs its
         // timeout once per refresh, not once per target after it.
+        let refreshing = join_all(
+            slots
+                .iter_mut()
+                .map(|s| Box::pin(s.refresh()) as Pending<'_, TargetView>)
+                .collect(),
+        );
         let views = tokio::select! {
-            views = join_all(slots.iter_mut().map(|s| Box::pin(s.refresh()) as Pending<'_, TargetView>).collect()) => views,
+            views = refreshing => views,
             () = interrupt::requested() => break Ok(()),
         };
         refresh += 1;
