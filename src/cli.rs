@@ -90,7 +90,10 @@ pub enum Command {
     /// works in scripts; the fallback advice is on stderr), 2 bad arguments.
     Explain(ExplainArgs),
     /// Every target in one table: endpoint, pool mode, reachable, server connections, last apply
-    Status,
+    ///
+    /// With --watch or --count: a live view of each self-hosted PgBouncer's pools instead,
+    /// refreshed every --interval seconds. A report: exit 0 even when a target is down.
+    Status(StatusArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Remove what apply made in a cloud (an RDS Proxy, its target, the secret poolwright created)
@@ -448,6 +451,40 @@ fn sqlstate(text: &str) -> Result<String, String> {
     } else {
         Err("a SQLSTATE is five digits or letters, like 28P01".into())
     }
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("watching").args(["watch", "count"]).multiple(true)))]
+pub struct StatusArgs {
+    /// Refresh until interrupted (Ctrl-C): per PgBouncer pool, clients active and
+    /// waiting, server connections, maxwait, transactions and queries per second,
+    /// average transaction time and the server's backends, with a sparkline of
+    /// waiting clients. Managed poolers get their one status line
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Seconds between refreshes, 0.5 to 3600 (with --watch or --count)
+    #[arg(long, value_name = "SECS", default_value_t = 2.0,
+          value_parser = watch_interval, requires = "watching")]
+    pub interval: f64,
+
+    /// Stop after N refreshes (implies --watch), for scripts and logs
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub count: Option<u64>,
+}
+
+/// `--interval`: a number of seconds a person can wait for and PgBouncer
+/// is not hammered by (its SHOW commands are cheap, but not free).
+fn watch_interval(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(0.5..=3600.0).contains(&secs) {
+        return Err(format!("{secs} s is outside 0.5 to 3600 seconds"));
+    }
+    Ok(secs)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -36,7 +36,7 @@ pub fn run(cli: &Cli, ctx: &mut Context) -> Result<(), Error> {
         Command::Secrets(args) => secrets::run(cli, ctx, args),
         Command::Verify(args) => verify::run(cli, ctx, args),
         Command::Explain(args) => explain::run(cli, ctx, args),
-        Command::Status => status::run(cli, ctx),
+        Command::Status(args) => status::run(cli, ctx, args),
         Command::Destroy(args) => destroy::run(cli, ctx, args),
         Command::Completions(args) => {
             clap_complete::generate(

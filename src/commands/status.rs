@@ -1,13 +1,16 @@
 //! `poolwright status`: every target in one table, probed live: endpoint,
 //! pool mode, reachable, server connections in use / allowed, last apply.
 //! A report, so it exits 0 even when a target is down, and says so.
+//! `--watch` and `--count` turn it into a live view of the pools ([`watch`]).
+
+mod watch;
 
 use std::time::Duration;
 
 use serde_json::json;
 
 use super::{load, runtime};
-use crate::cli::{Cli, Format};
+use crate::cli::{Cli, Format, StatusArgs};
 use crate::context::Context;
 use crate::error::Error;
 use crate::verify::health::{Health, probe};
@@ -15,7 +18,10 @@ use crate::verify::health::{Health, probe};
 /// Per probe: a status table should come back at once.
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-pub fn run(cli: &Cli, ctx: &Context) -> Result<(), Error> {
+pub fn run(cli: &Cli, ctx: &Context, args: &StatusArgs) -> Result<(), Error> {
+    if args.watch || args.count.is_some() {
+        return watch::run(cli, ctx, args);
+    }
     let config = load(cli, ctx)?;
     let runtime = runtime()?;
     let rows: Vec<Health> = config

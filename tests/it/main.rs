@@ -55,6 +55,9 @@ mod server_side_errors;
 mod signals;
 /// FIFOs, links to devices and huge claims where poolwright reads a file: prompt, clear errors.
 mod special_files;
+/// `status --watch`: waiting clients, maxwait and backends under a real load; JSON lines,
+/// Ctrl-C, terminals and NO_COLOR, hostile poolers.
+mod status_watch;
 /// `verify` (login, TLS, running config, pooling, live budget, hazards,
 /// latency) and `status` against real PostgreSQL and PgBouncer.
 mod verify;
