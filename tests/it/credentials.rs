@@ -236,6 +236,35 @@ fn verify_fails_when_the_verifier_was_replaced_on(build: &BouncerBuild) {
 }
 
 #[test]
+fn verify_names_the_md5_lock_out() {
+    for_each_pgbouncer(verify_names_the_md5_lock_out_on);
+}
+
+fn verify_names_the_md5_lock_out_on(build: &BouncerBuild) {
+    let pg = cluster_with_app();
+    let dir = scratch();
+    let mut spec = Spec::new(dir.path(), pg.port, build);
+    apply(&spec);
+    let _bouncer = serve(&mut spec);
+    // The seed guide's setup: an md5 hash in userlist.txt, while the
+    // server (pg_hba.conf: scram-sha-256) asks SCRAM of the role.
+    let md5 = poolwright::scram::md5_secret("app", APP_PASSWORD);
+    fs::write(spec.etc("userlist.txt"), format!("\"app\" \"{md5}\"\n")).unwrap();
+    let run = verify(&spec);
+    assert_eq!(run.code, 1, "verify passed an md5 lock-out: {run:?}");
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL  server login:")
+                && l.contains("md5 lock-out")
+                && l.contains("asks SCRAM-SHA-256")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("verdict: BROKEN"), "{}", run.stdout);
+}
+
+#[test]
 fn apply_never_logs_in_as_a_console_only_user() {
     for_each_pgbouncer(apply_never_logs_in_as_a_console_only_user_on);
 }
