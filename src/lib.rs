@@ -27,11 +27,13 @@ pub mod providers;
 pub mod render;
 pub mod scram;
 pub mod scram_probe;
+pub mod secret;
 pub mod state;
 pub mod url;
 pub mod userlist;
 pub mod verify;
 pub mod wizard;
+pub mod yaml;
 
 use std::io::Write as _;
 

@@ -10,7 +10,7 @@ use std::fmt;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::config::reader::Secret;
+use crate::secret::Secret;
 
 /// Everything except `A-Z a-z 0-9 - . _ ~` is escaped.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -29,6 +29,9 @@ pub const MASK: &str = "****";
 /// a `,` makes libpq read a list of hosts, `/` a socket directory, `@`,
 /// `?` and `#` change what a URL means, and spaces, control and format
 /// characters forge or break lines where the host is shown.
+/// The hint beside a [`host_problem`] in poolwright.yaml.
+pub const ONE_HOST_HINT: &str = "give the one host name apps connect to";
+
 pub fn host_problem(host: &str) -> Option<String> {
     if host.is_empty() {
         return Some("the host is empty".into());

@@ -1,20 +1,17 @@
 //! Loading `poolwright.yaml`: find it, read it, interpolate `${VAR}`, and
 //! check it into a typed [`Config`], reporting every problem in one run.
 
-pub mod interpolate;
-pub mod reader;
 pub mod source;
-pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
-use self::reader::{EnvLookup, Reader};
-use self::yaml::Value;
 use crate::diagnostic::{Diagnostic, Diagnostics, Span};
 use crate::error::Error;
 use crate::providers::manifest::Registry;
-use crate::providers::{self, ProviderTarget};
+use crate::providers::{self, DecodeContext, ProviderTarget};
 use crate::state::State;
+use crate::yaml::node::Value;
+use crate::yaml::reader::{EnvLookup, Reader};
 
 /// The file name poolwright looks for.
 pub const FILE_NAME: &str = "poolwright.yaml";
@@ -183,23 +180,16 @@ fn user_name(uid: u32) -> String {
 pub fn load(path: &Path, shown_as: &Path, env: EnvLookup<'_>) -> Result<Config, Error> {
     let source = source::decode(source::read_bytes(path, shown_as)?, shown_as)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let context = LoadContext {
+    let context = DecodeContext {
         registry: Registry::with_user_dir(&dir.join("providers"))?,
         state: State::load(path)?,
     };
     parse_with(shown_as, source, env, &context)
 }
 
-/// What decoding a config may draw on besides the file: the provider
-/// manifests (built in, and the user's own) and what `apply` learned.
-pub struct LoadContext {
-    pub registry: Registry,
-    pub state: State,
-}
-
 /// Checks config text (the contents of `path`).
 pub fn parse(path: &Path, source: String, env: EnvLookup<'_>) -> Result<Config, Error> {
-    let context = LoadContext {
+    let context = DecodeContext {
         registry: Registry::builtin(),
         state: State::default(),
     };
@@ -211,7 +201,7 @@ pub fn parse_with(
     path: &Path,
     source: String,
     env: EnvLookup<'_>,
-    context: &LoadContext,
+    context: &DecodeContext,
 ) -> Result<Config, Error> {
     let fail = |items: Vec<Diagnostic>, source: String| {
         Error::Config(Diagnostics {
@@ -219,7 +209,7 @@ pub fn parse_with(
             items,
         })
     };
-    let root = match yaml::parse(path, &source) {
+    let root = match crate::yaml::node::parse(path, &source) {
         Ok(root) => root,
         Err(items) => return Err(fail(items, source)),
     };
@@ -236,7 +226,11 @@ pub fn parse_with(
     })
 }
 
-fn read_root(reader: &mut Reader<'_>, root: &yaml::Node, context: &LoadContext) -> Vec<Target> {
+fn read_root(
+    reader: &mut Reader<'_>,
+    root: &crate::yaml::node::Node,
+    context: &DecodeContext,
+) -> Vec<Target> {
     if root.value == Value::Null {
         // An empty file and one of only comments look alike to YAML.
         let message = if reader.source_is_blank {

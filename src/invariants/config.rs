@@ -3,8 +3,8 @@
 //! made without a panic.
 
 use super::ini::check_target;
-use crate::config::interpolate::{Problem, interpolate};
 use crate::error::Error;
+use crate::yaml::interpolate::{Problem, interpolate};
 
 /// The environment the fuzzed configs see.
 fn env(name: &str) -> Option<String> {

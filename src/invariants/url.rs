@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use super::input::Fields;
 use super::libpq;
-use crate::config::reader::Secret;
+use crate::secret::Secret;
 use crate::url::{MASK, PgUrl};
 
 /// Fields: user, password, host, port, database, then parameter

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::manifest::Manifest;
-use crate::config::reader::{MapView, Reader, Secret};
 use crate::drivers::PoolerTraits;
+use crate::secret::Secret;
 use crate::url::PgUrl;
+use crate::yaml::reader::{MapView, Reader};
 
 /// The `[managed]` section of a manifest.
 #[derive(Debug, Clone, Deserialize)]

@@ -14,14 +14,20 @@ pub mod pgbouncer;
 pub mod rds_proxy;
 pub mod supabase;
 
-use crate::config::LoadContext;
-use crate::config::reader::{MapView, Reader};
-use crate::config::yaml::Node;
 use crate::diagnostic::did_you_mean;
 use crate::drivers::PoolerTraits;
 use crate::url::PgUrl;
+use crate::yaml::node::Node;
+use crate::yaml::reader::{MapView, Reader};
 
 use self::manifest::{Manifest, Module};
+
+/// What decoding a config may draw on besides the file: the provider
+/// manifests (built in, and the user's own) and what `apply` learned.
+pub struct DecodeContext {
+    pub registry: manifest::Registry,
+    pub state: crate::state::State,
+}
 
 /// Where a value came from, for `plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +119,7 @@ impl ProviderTarget {
     }
 
     /// Every password the target reads, for commands that report unset ones.
-    pub fn secrets(&self) -> Vec<&crate::config::reader::Secret> {
+    pub fn secrets(&self) -> Vec<&crate::secret::Secret> {
         match self {
             ProviderTarget::PgBouncer(t) => t.users.iter().map(|u| &u.password).collect(),
             ProviderTarget::Supabase(t) => vec![&t.password],
@@ -138,7 +144,7 @@ impl ProviderTarget {
 /// Reads one target: its `provider`, then the provider's own settings.
 pub fn decode(
     reader: &mut Reader<'_>,
-    context: &LoadContext,
+    context: &DecodeContext,
     name: &str,
     node: &Node,
     field: &str,
@@ -165,7 +171,7 @@ pub fn decode(
 
 fn decode_with(
     reader: &mut Reader<'_>,
-    context: &LoadContext,
+    context: &DecodeContext,
     manifest: &'static Manifest,
     name: &str,
     map: MapView<'_>,

@@ -19,10 +19,11 @@ use serde_json::Value;
 
 use super::Source;
 use crate::api::Api;
-use crate::config::reader::{MapView, Reader, Secret};
 use crate::drivers::PoolerTraits;
 use crate::error::Error;
+use crate::secret::Secret;
 use crate::url::{PgUrl, host_problem, learned_host_problem};
+use crate::yaml::reader::{MapView, Reader};
 
 pub const API_URL: &str = "https://console.neon.tech/api/v2";
 pub const TOKEN_VAR: &str = "NEON_API_KEY";

@@ -12,10 +12,11 @@ use serde_json::Value;
 
 use super::Source;
 use crate::api::Api;
-use crate::config::reader::{MapView, Reader, Secret};
 use crate::drivers::PoolerTraits;
 use crate::error::Error;
+use crate::secret::Secret;
 use crate::url::{PgUrl, host_problem, learned_host_problem};
+use crate::yaml::reader::{MapView, Reader};
 
 /// The Management API's public address.
 pub const API_URL: &str = "https://api.supabase.com";
@@ -158,9 +159,14 @@ pub fn decode(
         Some(n) => reader.string(n, &map.field("database")),
         None => Some("postgres".into()),
     };
-    let configured = map
-        .get("pooler_host")
-        .and_then(|n| reader.url_host(n, &map.field("pooler_host")));
+    let configured = map.get("pooler_host").and_then(|n| {
+        reader.checked(
+            n,
+            &map.field("pooler_host"),
+            crate::url::host_problem,
+            crate::url::ONE_HOST_HINT,
+        )
+    });
     let span = map.span;
     map.finish(reader);
     let learned = learned.filter(|h| match host_problem(h) {

@@ -11,8 +11,8 @@
 use percent_encoding::percent_decode_str;
 
 use super::Check;
-use crate::config::reader::Secret;
 use crate::drivers::{Driver, PoolerTraits};
+use crate::secret::Secret;
 use crate::url::PgUrl;
 
 /// Where the app's URL was read, for messages ("--url", "DATABASE_URL in

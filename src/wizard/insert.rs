@@ -183,7 +183,7 @@ pub fn apply(text: &str, at: &Insertion, block: &str) -> String {
 /// The target names under `targets:` in `text` (by the YAML tree; empty
 /// when the file does not parse).
 pub fn target_names(text: &str) -> Vec<String> {
-    use crate::config::yaml::{self, Value};
+    use crate::yaml::node::{self as yaml, Value};
     let Ok(root) = yaml::parse(std::path::Path::new("poolwright.yaml"), text) else {
         return Vec::new();
     };

@@ -31,14 +31,15 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use self::prompter::{Choice, Prompter, Question, Stop, Verdict};
-use crate::config::reader::EnvLookup;
-use crate::config::{self, Config, LoadContext};
+use crate::config::{self, Config};
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::error::Error;
+use crate::providers::DecodeContext;
 use crate::providers::ProviderTarget;
 use crate::providers::manifest::{Manifest, Module, Registry};
 use crate::render::Templates;
 use crate::state::State;
+use crate::yaml::reader::EnvLookup;
 
 /// The target name while the name question has not been answered.
 const PLACEHOLDER_TARGET: &str = "wizard-target";
@@ -81,7 +82,7 @@ pub struct Setup {
     pub existing_names: Vec<String>,
     /// Problems the existing file has already: not the wizard's to report.
     existing_problems: Vec<(String, String)>,
-    pub context: LoadContext,
+    pub context: DecodeContext,
     /// `.env` beside the config.
     pub env_path: PathBuf,
     pub env_shown: PathBuf,
@@ -105,7 +106,7 @@ impl Setup {
             Err(e) => return Err(Error::io(shown, &e)),
         };
         if let Some(text) = &existing
-            && let Err(problems) = config::yaml::parse(shown, text)
+            && let Err(problems) = crate::yaml::node::parse(shown, text)
         {
             return Err(Error::Config(Diagnostics {
                 source: Some(text.clone()),
@@ -123,7 +124,7 @@ impl Setup {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let context = LoadContext {
+        let context = DecodeContext {
             registry: Registry::with_user_dir(&dir.join("providers"))?,
             state: State::load(path)?,
         };

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use poolwright::config::reader::Secret;
+use poolwright::secret::Secret;
 use poolwright::url::PgUrl;
 use poolwright::verify::connect::{self, ConnectError, Endpoint};
 use poolwright::verify::diagnose::{Situation, Via, diagnose};

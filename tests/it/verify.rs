@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use poolwright::config::reader::Secret;
+use poolwright::secret::Secret;
 use poolwright::url::PgUrl;
 use poolwright::verify::connect::{self, Endpoint, Session};
 use poolwright::verify::diagnose::{Situation, Via, diagnose};

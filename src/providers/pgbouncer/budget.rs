@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use super::Target;
 use super::setting::Setting;
-use crate::config::reader::Reader;
+use crate::yaml::reader::Reader;
 
 /// One pool: a (database, user) pair and the connections it may open. The
 /// names are borrowed from the target: a config of 1,000 databases x 1,000

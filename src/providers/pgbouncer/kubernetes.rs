@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 use super::render::{RenderedFile, ini_context};
 use super::setting::{Setting, SettingValue};
 use super::{Target, budget};
-use crate::config::reader::{MapView, Reader};
 use crate::error::Error;
 use crate::render::Templates;
+use crate::yaml::reader::{MapView, Reader};
 
 /// The image when the config names none: CloudNativePG's PgBouncer images
 /// (Debian, PgBouncer at /usr/bin/pgbouncer, user 998 group 996, pg_isready).

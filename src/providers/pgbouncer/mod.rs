@@ -23,12 +23,13 @@ use std::path::Path;
 
 use self::setting::{Setting, SettingValue, decode_section};
 use self::version::Version;
-use crate::config::reader::{MapView, Reader, Secret};
-use crate::config::yaml::{Key, Node};
 use crate::diagnostic::{Span, did_you_mean};
 use crate::drivers::PoolerTraits;
 use crate::providers::manifest::{Manifest, PgBouncerFacts};
+use crate::secret::Secret;
 use crate::url::PgUrl;
+use crate::yaml::node::{Key, Node};
+use crate::yaml::reader::{MapView, Reader};
 
 /// What poolwright writes into `[pgbouncer]` when the file does not say, and why.
 const DEFAULTS: &[(&str, &str)] = &[
@@ -351,9 +352,14 @@ pub fn decode(
     };
 
     let upstream = decode_upstream(reader, &mut map);
-    let public_host = map
-        .get("public_host")
-        .and_then(|n| reader.url_host(n, &map.field("public_host")));
+    let public_host = map.get("public_host").and_then(|n| {
+        reader.checked(
+            n,
+            &map.field("public_host"),
+            crate::url::host_problem,
+            crate::url::ONE_HOST_HINT,
+        )
+    });
 
     let pg_field = map.field("pgbouncer");
     let mut user_settings = Vec::new();

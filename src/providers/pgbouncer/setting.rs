@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use super::version::Version;
-use crate::config::reader::Reader;
-use crate::config::yaml::Node;
 use crate::diagnostic::{Span, did_you_mean};
 use crate::providers::manifest::{SettingSpec, SettingType};
+use crate::yaml::node::Node;
+use crate::yaml::reader::Reader;
 
 /// A checked value, ready to be written into pgbouncer.ini.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -144,7 +144,7 @@ fn version_hint(since: Version) -> String {
 pub fn decode_section(
     reader: &mut Reader<'_>,
     specs: &[SettingSpec],
-    entries: &[(crate::config::yaml::Key, Node)],
+    entries: &[(crate::yaml::node::Key, Node)],
     field_prefix: &str,
     version: Version,
     skip: &[&str],

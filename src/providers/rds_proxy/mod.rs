@@ -9,9 +9,10 @@
 pub mod aws;
 
 use super::Source;
-use crate::config::reader::{MapView, Reader, Secret};
 use crate::drivers::PoolerTraits;
+use crate::secret::Secret;
 use crate::url::PgUrl;
+use crate::yaml::reader::{MapView, Reader};
 
 /// What the proxy points at.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,12 +6,12 @@
 //! which keys were asked for, so [`MapView::finish`] can report the rest as
 //! unknown, with a "did you mean" hint.
 
-use std::fmt;
 use std::path::Path;
 
 use super::interpolate::{Problem, interpolate};
-use super::yaml::{Key, Node, Value};
+use super::node::{Key, Node, Value};
 use crate::diagnostic::{Diagnostic, Span, did_you_mean};
+use crate::secret::Secret;
 
 /// Looks up environment variables; a closure so tests can pin the values.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -28,43 +28,6 @@ pub struct Reader<'a> {
     /// the text instead of the value: a variable meant for a password may
     /// end up in a port by mistake, and the message must not print it.
     expanded: Vec<(Span, String, String)>,
-}
-
-/// A secret value (a password) that may be missing until a command needs it.
-///
-/// `plan`, `validate` and a masked `url` work without credentials, so an
-/// unset `${VAR}` in a secret is kept as a deferred problem and reported only
-/// by the commands that need the value. `Debug` never shows the value.
-#[derive(Clone, PartialEq)]
-pub struct Secret {
-    value: Result<String, Box<Diagnostic>>,
-}
-
-impl Secret {
-    /// A secret known in code (tests, the wizard).
-    pub fn known(value: impl Into<String>) -> Secret {
-        Secret {
-            value: Ok(value.into()),
-        }
-    }
-
-    /// The value, or the diagnostic that says which variable to set.
-    pub fn expose(&self) -> Result<&str, Box<Diagnostic>> {
-        self.value.as_deref().map_err(Clone::clone)
-    }
-
-    pub fn is_available(&self) -> bool {
-        self.value.is_ok()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.value {
-            Ok(_) => f.write_str("Secret(****)"),
-            Err(_) => f.write_str("Secret(<unset>)"),
-        }
-    }
 }
 
 /// `haystack` with each occurrence of `value` that is not part of a longer
@@ -238,17 +201,22 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A host apps put in a URL: one host, by [`crate::url::host_problem`]
-    /// (an empty host means "the local socket", and a `,` makes a list of
-    /// hosts even when percent-encoded).
-    pub fn url_host(&mut self, node: &Node, field: &str) -> Option<String> {
-        let host = self.string(node, field)?;
-        if let Some(problem) = crate::url::host_problem(&host) {
-            self.error(node.span, field, problem).hint =
-                Some("give the one host name apps connect to".into());
+    /// A string that `check` accepts: its problem (a sentence) is reported
+    /// at the value, with `hint`. The toolkit knows no rules of its own:
+    /// callers bring theirs (one host name for a URL, say).
+    pub fn checked(
+        &mut self,
+        node: &Node,
+        field: &str,
+        check: impl Fn(&str) -> Option<String>,
+        hint: &str,
+    ) -> Option<String> {
+        let value = self.string(node, field)?;
+        if let Some(problem) = check(&value) {
+            self.error(node.span, field, problem).hint = Some(hint.into());
             return None;
         }
-        Some(host)
+        Some(value)
     }
 
     /// A secret: like [`Reader::string`], but an unset variable is deferred.
@@ -264,7 +232,7 @@ impl<'a> Reader<'a> {
                     self.error(span, field, "the password is empty");
                     return None;
                 }
-                Some(Secret { value: Ok(value) })
+                Some(Secret::known(value))
             }
             Err(p @ Problem::Syntax(_)) => {
                 self.report_problem(&p, span, field);
@@ -275,9 +243,7 @@ impl<'a> Reader<'a> {
                 if let Problem::Unset { var, message: None } = &p {
                     d = d.with_hint(format!("export {var}=... before running this command"));
                 }
-                Some(Secret {
-                    value: Err(Box::new(d)),
-                })
+                Some(Secret::deferred(d))
             }
         }
     }
@@ -508,8 +474,8 @@ mod tests {
             _ => None,
         };
         let yaml = "port: \"${DB_PASSWORD}\"\nother: \"${P}\"\n";
-        let root = crate::config::yaml::parse(Path::new("p.yaml"), yaml).unwrap();
-        let crate::config::yaml::Value::Map(entries) = &root.value else {
+        let root = crate::yaml::node::parse(Path::new("p.yaml"), yaml).unwrap();
+        let crate::yaml::node::Value::Map(entries) = &root.value else {
             panic!("a map")
         };
         let mut reader = Reader::new(Path::new("p.yaml"), &env);
