@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use super::managed::ManagedFacts;
+use super::managed_facts::ManagedFacts;
 use super::pgbouncer::version::Version;
 use crate::error::Error;
 

@@ -8,6 +8,7 @@
 //! every place that must learn about it.
 
 pub mod managed;
+pub mod managed_facts;
 pub mod manifest;
 pub mod neon;
 pub mod pgbouncer;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::pgbouncer::yaml_quoted_var;
 use super::prompter::{Choice, Prompter, Question, Stop};
 use super::{Session, one_line, pool_mode_doc, sentence, wrap, yaml_key, yaml_value};
-use crate::providers::managed::{FieldSpec, ManagedFacts};
+use crate::providers::managed_facts::{FieldSpec, ManagedFacts};
 
 fn facts(s: &Session<'_>) -> &'static ManagedFacts {
     s.manifest
