@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use super::manifest::Manifest;
 use super::managed_facts::{Endpoint, ManagedFacts, placeholders};
+use super::manifest::Manifest;
 use crate::drivers::PoolerTraits;
 use crate::secret::Secret;
 use crate::url::PgUrl;

@@ -5,48 +5,15 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::setting::Setting;
-use super::{Target, UserlistFormat, budget, names, processes, systemd_escape};
+pub use super::ini_context::ini_context;
+use super::ini_context::{KeyLine, NameValue, name_values};
+pub use super::rendered_file::RenderedFile;
+use super::{Target, UserlistFormat, budget, processes, systemd_escape};
 use crate::diagnostic::Diagnostics;
 use crate::error::Error;
-use crate::render::{Templates, connstr_value};
+use crate::render::Templates;
 use crate::scram;
 use crate::userlist;
-
-/// A rendered file: its name, where it belongs on the host, and its bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderedFile {
-    pub name: String,
-    pub host_path: String,
-    pub bytes: Vec<u8>,
-    pub mode: u32,
-    /// Holds passwords or verifiers: 0600, never printed.
-    pub secret: bool,
-}
-
-#[derive(Serialize)]
-pub struct IniContext<'a> {
-    pub target: &'a str,
-    pub source: &'a str,
-    pub version: String,
-    pub databases: Vec<KeyLine>,
-    pub users: Vec<KeyLine>,
-    pub settings: Vec<NameValue>,
-}
-
-/// One `key = value` line of `[databases]` or `[users]`.
-#[derive(Clone, Serialize)]
-pub struct KeyLine {
-    pub key: String,
-    pub connstr: String,
-    pub settings: String,
-}
-
-#[derive(Clone, Serialize)]
-pub struct NameValue {
-    pub name: String,
-    pub value: String,
-}
 
 #[derive(Serialize)]
 pub struct UserlistContext<'a> {
@@ -121,86 +88,6 @@ pub struct ServiceContext {
     /// entry, escaped.
     pub processes: u32,
     pub runtime_directory: Option<String>,
-}
-
-/// `[databases]`/`[users]` keys: plain, or single-quoted from 1.25 on.
-fn ini_key(target: &Target, name: &str) -> String {
-    if names::is_plain_key(name) || target.version < target.facts.quoted_keys_since {
-        name.to_string()
-    } else {
-        format!("'{name}'")
-    }
-}
-
-fn pairs(settings: &[Setting]) -> Vec<(String, String)> {
-    settings
-        .iter()
-        .map(|s| (s.name.clone(), s.value.ini_text()))
-        .collect()
-}
-
-fn connstr(pairs: &[(String, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", connstr_value(v)))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn name_values(settings: &[Setting]) -> Vec<NameValue> {
-    settings
-        .iter()
-        .map(|s| NameValue {
-            name: s.name.clone(),
-            value: s.value.ini_text(),
-        })
-        .collect()
-}
-
-pub fn ini_context<'a>(target: &'a Target, source: &'a str) -> IniContext<'a> {
-    let databases = target
-        .databases
-        .iter()
-        .map(|db| {
-            let mut p = vec![
-                ("host".to_string(), db.host.clone()),
-                ("port".to_string(), db.port.to_string()),
-                ("dbname".to_string(), db.dbname.clone()),
-            ];
-            p.extend(pairs(&db.settings));
-            KeyLine {
-                key: ini_key(target, &db.name),
-                connstr: connstr(&p),
-                settings: String::new(),
-            }
-        })
-        .collect();
-    let users = target
-        .users
-        .iter()
-        .filter(|u| !u.settings.is_empty())
-        .map(|u| KeyLine {
-            key: ini_key(target, &u.name),
-            connstr: String::new(),
-            settings: connstr(&pairs(&u.settings)),
-        })
-        .collect();
-    let settings = target
-        .settings
-        .iter()
-        .map(|s| NameValue {
-            name: s.name.clone(),
-            value: s.value.ini_text(),
-        })
-        .collect();
-    IniContext {
-        target: &target.name,
-        source,
-        version: target.version.to_string(),
-        databases,
-        users,
-        settings,
-    }
 }
 
 /// File descriptors PgBouncer may need: every client, every server
@@ -435,9 +322,13 @@ fn render_files(
     debug_assert_eq!(host.len(), texts.len());
     let rendered_userlist = !texts[userlist_slot].0.is_empty();
     let kubernetes = match (&target.kubernetes, rendered_userlist) {
-        (Some(k), true) => {
-            super::kubernetes::render(target, k, templates, source, &texts[userlist_slot].0)?
-        }
+        (Some(k), true) => super::kubernetes_manifests::render(
+            target,
+            k,
+            templates,
+            source,
+            &texts[userlist_slot].0,
+        )?,
         _ => Vec::new(),
     };
     let mut files: Vec<RenderedFile> = host
