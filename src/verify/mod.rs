@@ -2,19 +2,23 @@
 //! is pooled, what the pooler costs, and what to change when it is not.
 //!
 //! Each check ends as a [`Check`]: PASS, WARN or FAIL with the measured
-//! figure, or the cause and the fix. The checks, in order: login through the
-//! pooled URL and the TLS it used; for PgBouncer, the admin console (version,
-//! running settings against poolwright.yaml, pools); N connections in a row
-//! to prove they share server backends; the pool budget against the
-//! server's live max_connections; the hazards for the app's driver; and
+//! figure, or the cause and the fix; the [`verdict`] above them says pooled,
+//! not pooled or broken. The checks, in order: the app's own URL when given
+//! ([`app_url`]); login through the pooled URL and the TLS it used; for
+//! PgBouncer, the admin console (version, running settings against
+//! poolwright.yaml, pools) and whether it can open a new server connection;
+//! N connections in a row and N clients at once to prove they share server
+//! backends within the pool; the pool budget against the server's live
+//! limits and who holds its slots; the hazards for the app's driver; and
 //! round-trip latency pooled against direct. A check that cannot run for
 //! want of an earlier one says so instead of repeating its error.
 //!
-//! Submodules: [`connect`] (logins, with TLS, over [`wire`] taps), [`tls`],
-//! [`diagnose`] (known errors to cause and fix), [`admin`] and [`drift`]
-//! (PgBouncer's console), [`server_login`] (can PgBouncer open a new server
-//! connection), [`pooling`], [`live_budget`], [`hazards`],
-//! [`latency`], and [`health`] (the quick probe behind `status`).
+//! Submodules: [`connect`] (logins, with TLS, over [`wire`] taps guarded by
+//! [`wire_guard`]), [`tls`], [`diagnose`] (known errors to cause and fix),
+//! [`admin`] and [`drift`] (PgBouncer's console), [`server_login`],
+//! [`pooling`], [`concurrency`], [`server_budget`] with [`live_budget`] and
+//! [`slots`], [`hazards`], [`latency`], [`verdict`], and [`health`] (the
+//! quick probe behind `status`).
 
 pub mod admin;
 pub mod app_url;
@@ -27,9 +31,11 @@ pub mod health;
 pub mod latency;
 pub mod live_budget;
 pub mod pooling;
+pub mod server_budget;
 pub mod server_login;
 pub mod slots;
 pub mod tls;
+pub mod verdict;
 pub mod wire;
 pub mod wire_guard;
 
@@ -39,6 +45,7 @@ use serde::Serialize;
 
 use self::connect::{AuthFloor, ConnectError, Endpoint, Session, Stage};
 use self::diagnose::{Situation, Via, diagnose};
+pub use self::verdict::{State, Verdict, verdict};
 use crate::config::Target;
 use crate::drivers::Driver;
 use crate::error::Error;
@@ -102,35 +109,6 @@ impl Check {
     }
 }
 
-/// The headline: is the app pooled?
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    /// Clients share server connections within the pool.
-    Pooled,
-    /// The pooled URL gives each client a server connection of its own.
-    NotPooled,
-    /// The app cannot get a connection through the pooler, or soon will not.
-    Broken,
-}
-
-impl State {
-    pub fn label(self) -> &'static str {
-        match self {
-            State::Pooled => "POOLED",
-            State::NotPooled => "NOT POOLED",
-            State::Broken => "BROKEN",
-        }
-    }
-}
-
-/// The headline verdict and the reason, in one line.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    pub state: State,
-    pub why: String,
-}
-
 /// Everything verify found for one target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -141,74 +119,6 @@ pub struct Report {
     pub driver: Option<String>,
     pub verdict: Verdict,
     pub checks: Vec<Check>,
-}
-
-/// The first clause of a check's detail, for the headline.
-fn first_clause(detail: &str) -> &str {
-    detail.split(';').next().unwrap_or(detail).trim()
-}
-
-/// The headline from the checks: broken when the app cannot log in or
-/// PgBouncer cannot open new server connections, not pooled when clients
-/// get server backends of their own, else pooled (naming what else fails).
-pub fn verdict(checks: &[Check]) -> Verdict {
-    let find = |name: &str| checks.iter().find(|c| c.check == name);
-    let failed = |name: &str| find(name).is_some_and(|c| c.status == Status::Fail);
-    let why = |text: &str, see: &str| Verdict {
-        state: State::Broken,
-        why: format!("{text} (see {see})"),
-    };
-    if failed("login") {
-        return why("the app cannot log in through the pooled URL", "login");
-    }
-    if failed("server login") {
-        return why(
-            "PgBouncer cannot open new server connections, so the pool fails as its open ones close",
-            "server login",
-        );
-    }
-    let own = |c: &Check| c.status == Status::Fail && c.detail.contains("of its own");
-    if let Some(c) = ["pooling", "concurrency"]
-        .iter()
-        .filter_map(|n| find(n))
-        .find(|c| own(c))
-    {
-        return Verdict {
-            state: State::NotPooled,
-            why: format!(
-                "{}: each client gets a server backend of its own (see {})",
-                first_clause(&c.detail),
-                c.check
-            ),
-        };
-    }
-    let mut why = match (find("pooling"), find("concurrency")) {
-        (Some(p), Some(c)) if p.status == Status::Pass => {
-            format!("{}; {}", first_clause(&p.detail), first_clause(&c.detail))
-        }
-        (Some(p), _) => first_clause(&p.detail).to_string(),
-        _ => "the login through the pooler works".to_string(),
-    };
-    let failing: Vec<&str> = checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
-        .map(|c| c.check.as_str())
-        .collect();
-    if failing.is_empty() {
-        why.push_str("; no check fails");
-    } else {
-        why.push_str(&format!(
-            "; but {} check{} fail{}: {}",
-            failing.len(),
-            if failing.len() == 1 { "" } else { "s" },
-            if failing.len() == 1 { "s" } else { "" },
-            failing.join(", ")
-        ));
-    }
-    Verdict {
-        state: State::Pooled,
-        why,
-    }
 }
 
 impl Report {
@@ -552,7 +462,10 @@ pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error>
     // The budget of poolwright's pools against the live server (a managed
     // pooler sizes its pools itself), and who holds the server's slots.
     if let Some(b) = bouncer {
-        checks.extend(budget_checks(b, &pooled, &direct, console.as_ref(), &ends, &direct_s).await);
+        checks.extend(
+            server_budget::budget_checks(b, &pooled, &direct, console.as_ref(), &ends, &direct_s)
+                .await,
+        );
     }
 
     let full_fix = checks
@@ -604,123 +517,6 @@ pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error>
         verdict: verdict(&checks),
         checks,
     })
-}
-
-/// The live budget, and who holds the server's slots: PgBouncer's server
-/// connections or clients that connect directly. When the server is full,
-/// that attribution is the fix, so the login check's fix points to it too
-/// rather than back at verify.
-async fn budget_checks(
-    b: &pgbouncer::Target,
-    pooled: &Result<Session, ConnectError>,
-    direct: &Result<Session, ConnectError>,
-    console: Option<&Session>,
-    ends: &Endpoints,
-    direct_s: &Situation<'_>,
-) -> Vec<Check> {
-    let servers = match console {
-        Some(c) => slots::read_servers(c).await.ok(),
-        None => None,
-    };
-    // Any session on a backend of the server can list its backends: the
-    // direct one, or the pooled one when the server is too full for ours.
-    let holders = match (direct, pooled) {
-        (Ok(s), _) => slots::read(s, servers.as_ref(), false).await.ok(),
-        (_, Ok(s)) => slots::read(s, servers.as_ref(), true).await.ok(),
-        _ => None,
-    };
-    let e = match direct {
-        Ok(s) => {
-            return match live_budget::read(s).await {
-                Ok(limits) => {
-                    let mut out = vec![live_budget::check(b, &limits)];
-                    if let Some(h) = &holders {
-                        out.push(slots_check(b, h, live_budget::direct_slots(b, &limits)));
-                    }
-                    out
-                }
-                Err(e) => vec![Check::warn(
-                    "budget",
-                    format!("cannot read the server's limits: {e}"),
-                    None,
-                )],
-            };
-        }
-        Err(e) => e,
-    };
-    let d = diagnose(&e.text, direct_s);
-    let lower = e.text.to_lowercase();
-    let full = lower.contains("remaining connection slots") || lower.contains("too many clients");
-    let mut detail = format!(
-        "the direct URL {} failed: \"{}\" at {}: {}",
-        ends.direct.masked(),
-        e.text,
-        e.place,
-        d.cause
-    );
-    if !full {
-        return vec![Check::warn(
-            "budget",
-            format!("not checked against the live server: {detail}"),
-            Some(d.fix),
-        )];
-    }
-    // A full server is the very failure the budget is about: say who fills it.
-    let direct_slots = budget::compute(b).slots.map(|s| s.direct);
-    let fix = match (&holders, &servers) {
-        (Some(h), _) => {
-            let verb = |n: u64| if n == 1 { "is" } else { "are" };
-            detail.push_str(&format!(
-                "; of the server's {} client backends, {} {} PgBouncer's and {} {} not: {}",
-                h.total,
-                h.pgbouncer,
-                verb(h.pgbouncer),
-                h.other_count(),
-                verb(h.other_count()),
-                h.describe_others()
-            ));
-            if h.other_count() > 0 {
-                slots::fix(h, &b.name, direct_slots)
-            } else {
-                d.fix
-            }
-        }
-        (None, Some(sv)) => {
-            detail.push_str(&format!(
-                "; PgBouncer holds {} server connection{} (SHOW SERVERS), so the other slots are held by clients that connect to the server directly",
-                sv.count,
-                if sv.count == 1 { "" } else { "s" }
-            ));
-            slots::fix(&slots::Holders::default(), &b.name, direct_slots)
-        }
-        (None, None) => d.fix,
-    };
-    vec![Check::fail("budget", detail, fix)]
-}
-
-/// The server's client backends now, PgBouncer's and the others: a warning
-/// when the others outgrow the slots the budget keeps for them.
-fn slots_check(b: &pgbouncer::Target, h: &slots::Holders, direct_slots: Option<u64>) -> Check {
-    let others = h.other_count();
-    let mut detail = format!(
-        "{} client backend{} on the server: {} PgBouncer's, {others} not",
-        h.total,
-        if h.total == 1 { "" } else { "s" },
-        h.pgbouncer
-    );
-    if others > 0 {
-        detail.push_str(&format!(" ({})", h.describe_others()));
-    }
-    match direct_slots {
-        Some(kept) if others > kept => Check::warn(
-            "slots",
-            format!(
-                "{detail}: more than the {kept} slots the budget keeps for direct connections, so when the pools fill the server runs out"
-            ),
-            Some(slots::fix(h, &b.name, Some(kept))),
-        ),
-        _ => Check::pass("slots", detail),
-    }
 }
 
 /// TLS on the pooled login: the version and cipher, or a warning when the
@@ -809,47 +605,4 @@ async fn latency_check(
         pooled_login.unwrap_or(pooled.login_time),
         (!direct_logins.is_empty()).then(|| latency::median(&direct_logins)),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_verdict_names_the_worst_and_why() {
-        let pooling = Check::pass(
-            "pooling",
-            "20 connections in a row were served by 1 server backend; login median 2 ms",
-        );
-        let crowd = Check::pass(
-            "concurrency",
-            "24 clients at once were served by 12 server backends; x",
-        );
-        let budget = Check::fail("budget", "too many", "lower them");
-        let v = verdict(&[pooling.clone(), crowd.clone(), budget.clone()]);
-        assert_eq!(v.state, State::Pooled);
-        assert_eq!(
-            v.why,
-            "20 connections in a row were served by 1 server backend; 24 clients at once were served by 12 server backends; but 1 check fails: budget"
-        );
-        assert!(
-            verdict(&[pooling.clone(), crowd.clone()])
-                .why
-                .ends_with("no check fails")
-        );
-
-        let own = Check::fail(
-            "pooling",
-            "20 connections in a row were served by 20 server backends: every connection got a server backend of its own",
-            "point it",
-        );
-        assert_eq!(verdict(&[own, crowd.clone()]).state, State::NotPooled);
-
-        let login = Check::fail("login", "refused", "fix");
-        assert_eq!(verdict(&[login, budget]).state, State::Broken);
-        let server = Check::fail("server login", "differs", "apply");
-        let v = verdict(&[pooling, crowd, server]);
-        assert_eq!(v.state, State::Broken);
-        assert!(v.why.contains("see server login"), "{}", v.why);
-    }
 }
