@@ -19,6 +19,7 @@ pub mod envfile;
 pub mod error;
 pub mod files;
 pub mod hand_edits;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod invariants;
 pub mod lock;

@@ -112,7 +112,15 @@ pub async fn config(console: &Session, target: &Target) -> Check {
     let file = crate::files::read_host_text(std::path::Path::new(&ini_path))
         .ok()
         .flatten()
-        .map(|t| drift::ini_section(&t));
+        .map(|t| {
+            // pgbouncer-N.ini of `processes: N` includes the shared file.
+            let includes = |path: &str| {
+                crate::files::read_host_text(std::path::Path::new(path))
+                    .ok()
+                    .flatten()
+            };
+            drift::ini_section(&t, target.quoted_keys(), &includes)
+        });
 
     let mut problems = Vec::new();
     let mut restart = Vec::new();

@@ -101,25 +101,16 @@ pub fn compare(settings: &[Setting], running: &BTreeMap<String, Running>) -> Com
     out
 }
 
-/// The `[pgbouncer]` section of a pgbouncer.ini, key to value (PgBouncer's
-/// own syntax: `key = value`, `;` and `#` comments).
-pub fn ini_section(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut inside = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
-            continue;
-        }
-        if line.starts_with('[') {
-            inside = line.eq_ignore_ascii_case("[pgbouncer]");
-            continue;
-        }
-        if inside && let Some((k, v)) = line.split_once('=') {
-            out.insert(k.trim().to_string(), v.trim().to_string());
-        }
-    }
-    out
+/// The `[pgbouncer]` section of a pgbouncer.ini, key to value, read as
+/// PgBouncer reads it (`%include`d files from `includes`); a file PgBouncer
+/// could not read tells nothing about which side moved.
+pub fn ini_section(
+    text: &str,
+    quoted_keys: bool,
+    includes: crate::providers::pgbouncer::ini_reader::Includes<'_>,
+) -> BTreeMap<String, String> {
+    crate::providers::pgbouncer::ini_reader::pgbouncer_section(text, quoted_keys, includes)
+        .unwrap_or_default()
 }
 
 /// Which side moved, when the host's pgbouncer.ini could be read.
@@ -235,6 +226,8 @@ mod tests {
     fn tells_which_side_moved_from_the_file() {
         let ini = ini_section(
             "[databases]\ndefault_pool_size = 99\n[pgbouncer]\n; comment\ndefault_pool_size = 7\npool_mode=transaction\n",
+            false,
+            &|_| None,
         );
         assert_eq!(ini.get("default_pool_size").map(String::as_str), Some("7"));
         let drift = Drift {

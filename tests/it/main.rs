@@ -24,8 +24,10 @@ mod explain;
 /// Hand edits kept unless --force, kill -9 never leaves a half-written file, 0600 under any umask.
 mod file_safety;
 /// Property tests of the fuzz targets' invariants (poolwright::invariants).
+#[cfg(feature = "fuzzing")]
 mod fuzz_properties;
 /// fuzz/regressions/<target>/<case>: found and hand-picked fuzz inputs, replayed.
+#[cfg(feature = "fuzzing")]
 mod fuzz_regressions;
 /// tests/golden/<case>/: a config and the exact files it renders.
 mod golden;

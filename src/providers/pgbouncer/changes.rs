@@ -10,36 +10,18 @@ use std::collections::BTreeMap;
 
 use super::Target;
 
-/// The `[pgbouncer]` settings of an ini text (a header-less file, like
-/// pgbouncer-common.ini, counts as `[pgbouncer]`), with `%include`s of
-/// files in `included` spliced in.
-fn pgbouncer_settings(text: &str, included: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut section = Some("pgbouncer".to_string());
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
-            continue;
-        }
-        if let Some(path) = line.strip_prefix("%include") {
-            if section.as_deref() == Some("pgbouncer")
-                && let Some(inner) = included.get(path.trim())
-            {
-                out.extend(pgbouncer_settings(inner, &BTreeMap::new()));
-            }
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = Some(name.trim().to_ascii_lowercase());
-            continue;
-        }
-        if section.as_deref() == Some("pgbouncer")
-            && let Some((k, v)) = line.split_once('=')
-        {
-            out.insert(k.trim().to_string(), v.trim().to_string());
-        }
-    }
-    out
+/// The `[pgbouncer]` settings of an ini text, as PgBouncer reads it (a
+/// header-less file, like pgbouncer-common.ini, counts as `[pgbouncer]`),
+/// with `%include`s of files in `included` spliced in. A file PgBouncer
+/// could not read gives no settings, so every restart-only setting the new
+/// files hold counts as changed: a restart, the safe side.
+fn pgbouncer_settings(
+    text: &str,
+    included: &BTreeMap<String, String>,
+    quoted_keys: bool,
+) -> BTreeMap<String, String> {
+    super::ini_reader::pgbouncer_section(text, quoted_keys, &|path| included.get(path).cloned())
+        .unwrap_or_default()
 }
 
 /// What applying the new files means for a running PgBouncer.
@@ -75,8 +57,12 @@ pub fn effect(
     if !configs_changed {
         return Effect::Nothing;
     }
-    let before = pgbouncer_settings(old_main, old);
-    let after = pgbouncer_settings(new.get(&main).map_or("", String::as_str), new);
+    let before = pgbouncer_settings(old_main, old, target.quoted_keys());
+    let after = pgbouncer_settings(
+        new.get(&main).map_or("", String::as_str),
+        new,
+        target.quoted_keys(),
+    );
     let mut restart: Vec<String> = before
         .keys()
         .chain(after.keys())
@@ -221,7 +207,7 @@ mod tests {
         let included =
             BTreeMap::from([("/etc/pgbouncer/pgbouncer-common.ini".to_string(), common)]);
         let ini = "[databases]\nlisten_port = 1\n[pgbouncer]\n%include /etc/pgbouncer/pgbouncer-common.ini\npidfile = /run/p-1.pid\n[peers]\n1 = host=/x\n";
-        let settings = pgbouncer_settings(ini, &included);
+        let settings = pgbouncer_settings(ini, &included, false);
         assert_eq!(
             settings.get("listen_port").map(String::as_str),
             Some("6432")

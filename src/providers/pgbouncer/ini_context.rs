@@ -35,7 +35,7 @@ pub struct NameValue {
 
 /// `[databases]`/`[users]` keys: plain, or single-quoted from 1.25 on.
 fn ini_key(target: &Target, name: &str) -> String {
-    if names::is_plain_key(name) || target.version < target.facts.quoted_keys_since {
+    if names::is_plain_key(name) || !target.quoted_keys() {
         name.to_string()
     } else {
         format!("'{name}'")

@@ -10,6 +10,7 @@ pub mod changes;
 pub mod credentials;
 pub mod host_path;
 pub mod ini_context;
+pub mod ini_reader;
 pub mod kubernetes;
 pub mod kubernetes_manifests;
 pub mod names;
@@ -157,6 +158,13 @@ pub struct Target {
 }
 
 impl Target {
+    /// Whether this version reads single-quoted `[databases]`/`[users]`
+    /// keys (PgBouncer 1.25+), so names outside the plain key characters
+    /// may be written, and are read back, quoted.
+    pub fn quoted_keys(&self) -> bool {
+        self.version >= self.facts.quoted_keys_since
+    }
+
     pub fn setting(&self, name: &str) -> Option<&SettingValue> {
         self.settings
             .iter()
