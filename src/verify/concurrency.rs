@@ -4,11 +4,11 @@
 //!
 //! Connections in a row ([`super::pooling`]) show that a pooler reuses its
 //! server connections; they cannot show what happens when clients overlap,
-//! which is when an unpooled URL exhausts the server. Here every client
-//! connects at the same moment and holds its query for a moment
-//! ([`HOLD`]), so they overlap; each reports its backend's pid, and the
-//! direct session counts the database's backends while they run. Each
-//! client closes as soon as its query returns, so a session-mode pool
+//! which is when an unpooled URL exhausts the server. Here N clients are
+//! connected at once and all send their query at the same moment, holding
+//! it a moment ([`HOLD`]) so they overlap; each reports its backend's pid,
+//! and the direct session counts the database's backends while they run.
+//! Each client closes as soon as its query returns, so a session-mode pool
 //! smaller than N serves the rest in turn instead of deadlocking.
 
 use std::collections::BTreeSet;
@@ -62,11 +62,9 @@ async fn count(direct: &Session) -> Result<u64, String> {
         .map_err(|e| format!("pg_stat_activity count: {e}"))
 }
 
-/// One client: log in, ask for the backend's pid while holding it a moment.
-async fn client(pooled: Endpoint, timeout: Duration) -> Result<String, String> {
-    let session = connect::connect(&pooled, timeout)
-        .await
-        .map_err(|e| e.text)?;
+/// One client's query: the backend's pid, holding it a moment; the
+/// session closes as soon as the answer is in.
+async fn hold(session: Session) -> Result<String, String> {
     let pid = session
         .value(&format!(
             "SELECT pg_backend_pid() FROM (SELECT pg_sleep({HOLD})) AS hold"
@@ -76,8 +74,11 @@ async fn client(pooled: Endpoint, timeout: Duration) -> Result<String, String> {
     pid
 }
 
-/// Opens `n` clients at once through `pooled`; counts backends through
-/// `direct` while they run.
+/// Logs `n` clients in through `pooled`, then has them all query at once;
+/// counts backends through `direct` while the queries run. The logins come
+/// one after another: a SCRAM login is CPU work on this side, and `n` of
+/// them at once on one thread would eat each other's time limits, while
+/// what must overlap is the clients' use of server connections.
 pub async fn measure(
     pooled: &Endpoint,
     direct: Result<&Session, &str>,
@@ -89,14 +90,26 @@ pub async fn measure(
         Err(e) => Err(e.to_string()),
     };
     let mut peak = before.clone();
-    let mut clients = JoinSet::new();
-    for i in 1..=n {
-        let end = pooled.clone();
-        clients.spawn(async move { (i, client(end, timeout).await) });
-    }
-    let mut pids = BTreeSet::new();
     let mut failures = Vec::new();
     let mut failed = 0;
+    let mut note = |i: u32, text: String, failures: &mut Vec<(u32, String)>| {
+        failed += 1;
+        if failures.len() < 3 {
+            failures.push((i, text));
+        }
+    };
+    let mut clients = JoinSet::new();
+    let mut ready = Vec::new();
+    for i in 1..=n {
+        match connect::connect(pooled, timeout).await {
+            Ok(session) => ready.push((i, session)),
+            Err(e) => note(i, e.text, &mut failures),
+        }
+    }
+    for (i, session) in ready {
+        clients.spawn(async move { (i, hold(session).await) });
+    }
+    let mut pids = BTreeSet::new();
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     while !clients.is_empty() {
         tokio::select! {
@@ -104,18 +117,8 @@ pub async fn measure(
                 Some(Ok((_, Ok(pid)))) => {
                     pids.insert(pid);
                 }
-                Some(Ok((i, Err(text)))) => {
-                    failed += 1;
-                    if failures.len() < 3 {
-                        failures.push((i, text));
-                    }
-                }
-                Some(Err(e)) => {
-                    failed += 1;
-                    if failures.len() < 3 {
-                        failures.push((0, format!("client task ended: {e}")));
-                    }
-                }
+                Some(Ok((i, Err(text)))) => note(i, text, &mut failures),
+                Some(Err(e)) => note(0, format!("client task ended: {e}"), &mut failures),
                 None => break,
             },
             _ = tick.tick() => {
