@@ -23,6 +23,7 @@ pub mod hand_edits;
 #[doc(hidden)]
 pub mod invariants;
 pub mod lock;
+pub mod net_policy;
 pub mod plan;
 pub mod providers;
 pub mod render;

@@ -6,11 +6,12 @@
 //! beside poolwright.yaml so `url` works offline afterwards.
 
 use super::{load, runtime};
-use crate::api::{Api, NetPolicy};
+use crate::api::Api;
 use crate::cli::{ApplyArgs, Cli};
 use crate::config::Config;
 use crate::context::Context;
 use crate::error::Error;
+use crate::net_policy::NetPolicy;
 use crate::providers::{ProviderTarget, neon, pgbouncer, rds_proxy, supabase};
 use crate::render::Templates;
 use crate::state::State;

@@ -29,8 +29,9 @@ use aws_sdk_rds::types::{
 use aws_sdk_secretsmanager::types::Tag as SecretTag;
 
 use super::{Auth, DbTarget, Target};
-use crate::api::{self, NetPolicy};
+use crate::api;
 use crate::error::Error;
+use crate::net_policy::{self, NetPolicy};
 
 /// The tag that marks what poolwright created (and may delete).
 const MANAGED_BY: (&str, &str) = ("managed-by", "poolwright");
@@ -175,9 +176,9 @@ impl Aws {
             Error::message(format!(
                 "AWS {action} failed: {} did not answer within {} ({tries})",
                 self.endpoint,
-                api::seconds(self.timeout)
+                net_policy::seconds(self.timeout)
             ))
-            .with_hint(api::slow_hint(self.timeout))
+            .with_hint(net_policy::slow_hint(self.timeout))
         };
         match e {
             SdkError::TimeoutError(_) => timed_out(),
@@ -199,7 +200,7 @@ impl Aws {
             .with_hint(format!(
                 "a flaky network or proxy: run it again (it picks up where it stopped), \
                  or try more often with {}",
-                api::ATTEMPTS_VAR
+                net_policy::ATTEMPTS_VAR
             )),
             SdkError::ServiceError(s) if s.raw().status().as_u16() >= 500 => {
                 let plain = aws_error(action, e);
