@@ -7,6 +7,7 @@
 //! apply>`). A proxy is reachable only from inside its VPC.
 
 pub mod aws;
+pub mod diff;
 
 use super::Source;
 use crate::drivers::PoolerTraits;
@@ -301,19 +302,6 @@ pub fn decode(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proxy_names_follow_aws_rules() {
-        assert!(valid_proxy_name("automatch-books-proxy"));
-        for bad in ["1proxy", "a--b", "a-", "", "a_b", &"a".repeat(64)] {
-            assert!(!valid_proxy_name(bad), "{bad}");
-        }
-    }
-}
-
 /// What `apply` did to an RDS Proxy target.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -408,4 +396,17 @@ pub async fn apply(
     }
     done.endpoint = aws.wait_healthy(target, wait, poll, progress).await?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_names_follow_aws_rules() {
+        assert!(valid_proxy_name("automatch-books-proxy"));
+        for bad in ["1proxy", "a--b", "a-", "", "a_b", &"a".repeat(64)] {
+            assert!(!valid_proxy_name(bad), "{bad}");
+        }
+    }
 }
