@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::sleep;
 use std::time::Duration;
 
-use crate::e2e::{
+use crate::support::pg::{
     ADMIN_PASSWORD, APP_PASSWORD, APP_PASSWORD_ENCODED, Spec, cluster_with_app, for_each_pgbouncer,
     pw, query, rolpassword, scratch, start_bouncer, text,
 };

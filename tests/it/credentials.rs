@@ -8,7 +8,7 @@
 
 use std::fs;
 
-use crate::e2e::{
+use crate::support::pg::{
     APP_PASSWORD, APP_PASSWORD_ENCODED, Spec, apply, cluster_with_app, for_each_pgbouncer, pw,
     query, rolpassword, scratch, start_bouncer, userlist_secret,
 };

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
-use crate::e2e::{Spec, apply, cluster_with_app, pw, scratch, start_bouncer};
+use crate::support::pg::{Spec, apply, cluster_with_app, pw, scratch, start_bouncer};
 use crate::support::{self, servers::*};
 
 /// Server connections per (database, user): two, so that concurrent clients

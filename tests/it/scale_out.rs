@@ -115,7 +115,7 @@ fn two_processes_share_the_port_and_the_load() {
         pg.create_role("app", APP_PASSWORD);
         pg.create_role("pgbadmin", ADMIN_PASSWORD);
         pg.create_database("qbo_mirror", "app");
-        let dir = crate::e2e::scratch();
+        let dir = crate::support::pg::scratch();
         let port = free_port();
         let config = write_config(dir.path(), pg.port, port, &build.version);
 

@@ -16,7 +16,7 @@ use poolwright::verify::connect::{self, ConnectError, Endpoint};
 use poolwright::verify::diagnose::{Situation, Via, diagnose};
 use serde_json::Value;
 
-use crate::e2e::{
+use crate::support::pg::{
     ADMIN_PASSWORD, APP_PASSWORD, APP_PASSWORD_ENCODED, ENV, Spec, apply, cluster_with_app,
     for_each_pgbouncer, pw, query, scratch, start_bouncer,
 };

@@ -16,11 +16,11 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::e2e::{
+use crate::support::fake_postgres::{After, FakePostgres, Login, poolwright_within};
+use crate::support::pg::{
     ADMIN_PASSWORD, APP_PASSWORD, ENV, Spec, apply, cluster_with_app, for_each_pgbouncer, scratch,
     start_bouncer, text,
 };
-use crate::support::fake_postgres::{After, FakePostgres, Login, poolwright_within};
 use crate::support::{self, Run, servers::*};
 
 /// pool_size 2 + reserve_pool_size 2 (Spec's).

@@ -19,7 +19,7 @@ use poolwright::url::PgUrl;
 use poolwright::verify::connect::{self, Endpoint, Session};
 use poolwright::verify::diagnose::{Situation, Via, diagnose};
 
-use crate::e2e::{
+use crate::support::pg::{
     ADMIN_PASSWORD, APP_PASSWORD, ENV, Spec, apply, cluster_with_app, for_each_pgbouncer, pw,
     scratch, start_bouncer,
 };
@@ -799,7 +799,7 @@ fn app_url_on(build: &BouncerBuild) {
     let mut spec = Spec::new(dir.path(), pg.port, build);
     apply(&spec);
     let _bouncer = start_bouncer(&mut spec, apply);
-    let encoded = crate::e2e::APP_PASSWORD_ENCODED;
+    let encoded = crate::support::pg::APP_PASSWORD_ENCODED;
 
     // An old .env that still holds the direct URL: not pooled, and said so.
     fs::write(

@@ -5,6 +5,7 @@
 pub mod fake_postgres;
 pub mod fault_server;
 pub mod hostile_http;
+pub mod pg;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
