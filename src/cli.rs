@@ -280,8 +280,8 @@ pub struct UrlArgs {
 
     /// Print the URL as this driver wants it: its URL flags in the URL, its other
     /// settings as a snippet on stderr (or under "settings" with --format json)
-    #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
-    pub driver: Option<String>,
+    #[arg(long, value_name = "DRIVER", value_parser = driver())]
+    pub driver: Option<&'static crate::drivers::Driver>,
 
     /// Print the direct URL of the upstream server (for migrations) instead of the pooled one
     #[arg(long)]
@@ -302,8 +302,8 @@ pub struct EnvArgs {
     pub file: Option<PathBuf>,
 
     /// Write the URL as this driver wants it (see `poolwright url --help`)
-    #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
-    pub driver: Option<String>,
+    #[arg(long, value_name = "DRIVER", value_parser = driver())]
+    pub driver: Option<&'static crate::drivers::Driver>,
 
     /// The variable for the pooled URL: letters, digits and `_`, not starting with a
     /// digit, at most 253 characters (anything else is an error, exit 1)
@@ -334,8 +334,8 @@ pub struct SecretsArgs {
     pub name: Option<String>,
 
     /// Write the URL as this driver wants it (see `poolwright url --help`)
-    #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
-    pub driver: Option<String>,
+    #[arg(long, value_name = "DRIVER", value_parser = driver())]
+    pub driver: Option<&'static crate::drivers::Driver>,
 
     /// The variable for the pooled URL: letters, digits and `_`, not starting with a
     /// digit, at most 253 characters (anything else is an error, exit 1)
@@ -372,8 +372,8 @@ pub struct VerifyArgs {
 
     /// The app's driver: its hazards behind this pooler (named prepared statements,
     /// session state) are checked, and fail the run where they would break the app
-    #[arg(long, value_name = "DRIVER", value_parser = driver_names())]
-    pub driver: Option<String>,
+    #[arg(long, value_name = "DRIVER", value_parser = driver())]
+    pub driver: Option<&'static crate::drivers::Driver>,
 
     /// Short connections to open one after another through the pooler, to prove they
     /// share server connections
@@ -501,12 +501,16 @@ pub enum SecretStore {
     Aws,
 }
 
-fn driver_names() -> clap::builder::PossibleValuesParser {
+/// `--driver`: one of the drivers poolwright knows (listed in `--help`),
+/// parsed into the driver itself, so no command looks it up again.
+fn driver() -> impl clap::builder::TypedValueParser<Value = &'static crate::drivers::Driver> {
+    use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(
         crate::drivers::DRIVERS
             .iter()
             .map(|d| clap::builder::PossibleValue::new(d.name).help(d.summary)),
     )
+    .map(|name| crate::drivers::find(&name).expect("clap admits only the drivers' names"))
 }
 
 #[derive(Debug, Args)]

@@ -87,6 +87,12 @@ pub struct Driver {
     pub direct_url_key: Option<&'static str>,
 }
 
+/// The driver used when none is named: libpq's URL, which every libpq-based
+/// client and most others read.
+pub fn default_driver() -> &'static Driver {
+    &DRIVERS[0]
+}
+
 /// Every driver poolwright knows. `libpq` is the default.
 pub const DRIVERS: &[Driver] = &[
     Driver::uri(

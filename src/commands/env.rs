@@ -50,7 +50,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &EnvArgs) -> Result<(), Error> {
     }
     let vars = variables(
         target,
-        args.driver.as_deref(),
+        args.driver,
         &args.key,
         args.direct_key.as_deref(),
         &templates,
@@ -71,7 +71,12 @@ pub fn run(cli: &Cli, ctx: &Context, args: &EnvArgs) -> Result<(), Error> {
         Err(e) => return Err(Error::io(&shown, &e)),
     };
     let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-    let note = format!("(driver {})", args.driver.as_deref().unwrap_or("libpq"));
+    let note = format!(
+        "(driver {})",
+        args.driver
+            .unwrap_or_else(crate::drivers::default_driver)
+            .name
+    );
     let merged = merge(&existing, &target.name, &note, &pairs, &names);
     for change in &merged.changes {
         let line = match change {

@@ -201,8 +201,8 @@ fn env_file_command(cli: &Cli, args: &SecretsArgs, store: &str) -> String {
     }
     words.extend(["secrets".into(), shell_quote(&args.target)]);
     words.extend(["--to".into(), store.into()]);
-    if let Some(driver) = &args.driver {
-        words.extend(["--driver".into(), shell_quote(driver)]);
+    if let Some(driver) = args.driver {
+        words.extend(["--driver".into(), shell_quote(driver.name)]);
     }
     if args.key != super::url::URL_KEY {
         words.extend(["--key".into(), shell_quote(&args.key)]);
@@ -224,7 +224,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &SecretsArgs) -> Result<(), Error> {
     }
     let vars = variables(
         target,
-        args.driver.as_deref(),
+        args.driver,
         &args.key,
         args.direct_key.as_deref(),
         &templates,

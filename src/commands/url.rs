@@ -70,13 +70,12 @@ pub fn driver_view(
 /// driver's own, such as Prisma's DIRECT_URL).
 pub fn variables(
     target: &Target,
-    driver_name: Option<&str>,
+    driver: Option<&'static Driver>,
     key: &str,
     direct_key: Option<&str>,
     templates: &Templates,
 ) -> Result<Vec<(String, PgUrl)>, Error> {
-    let driver =
-        drivers::find(driver_name.unwrap_or("libpq")).expect("clap checks the driver name");
+    let driver = driver.unwrap_or_else(drivers::default_driver);
     let view = driver_view(target, driver, templates)?;
     let mut out = vec![(key.to_string(), view.url)];
     if let (Some(direct_key), Some(direct)) = (direct_key.or(view.direct_url_key), view.direct_url)
@@ -99,8 +98,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &UrlArgs) -> Result<(), Error> {
     let target = config.target(&args.target)?;
     let templates = Templates::load(None)?;
     let reveal = args.show_password;
-    let driver_name = args.driver.as_deref().unwrap_or("libpq");
-    let driver = drivers::find(driver_name).expect("clap checks the driver name");
+    let driver = args.driver.unwrap_or_else(drivers::default_driver);
     let view = driver_view(target, driver, &templates)?;
     let no_direct = || {
         Error::message(format!(

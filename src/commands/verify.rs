@@ -8,7 +8,6 @@ use serde_json::json;
 use super::{load, runtime};
 use crate::cli::{Cli, Format, VerifyArgs};
 use crate::context::Context;
-use crate::drivers;
 use crate::error::Error;
 use crate::verify::app_url::{self, AppUrl};
 use crate::verify::{Options, Report, Status, verify};
@@ -22,10 +21,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
     let target = config.target(&args.target)?;
     let app_url = app_url(ctx, args)?;
     let options = Options {
-        driver: args
-            .driver
-            .as_deref()
-            .map(|d| drivers::find(d).expect("clap checks the driver name")),
+        driver: args.driver,
         connections: args.connections,
         concurrent: args.concurrent,
         app_url,
