@@ -1,5 +1,9 @@
 //! The integration tests: one binary, one module per area.
 
+// Tests set up servers from the real environment; the product reads it
+// only through Context.
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 /// Command-line behaviour: help, exit codes, masking, formats, discovery.
