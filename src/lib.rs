@@ -24,6 +24,7 @@ pub mod hand_edits;
 pub mod invariants;
 pub mod lock;
 pub mod net_policy;
+pub mod outputs;
 pub mod plan;
 pub mod providers;
 pub mod render;

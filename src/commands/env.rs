@@ -9,12 +9,12 @@
 use std::os::unix::fs::PermissionsExt as _;
 
 use super::load;
-use super::url::{show, variables};
 use crate::cli::{Cli, EnvArgs};
 use crate::context::Context;
-use crate::envfile::{Change, key_problem, masked_old_value, merge};
+use crate::envfile::{Change, masked_old_value, merge};
 use crate::error::Error;
 use crate::files::write_if_changed;
+use crate::outputs::{check_key, show, variables};
 use crate::render::Templates;
 
 pub fn run(cli: &Cli, ctx: &Context, args: &EnvArgs) -> Result<(), Error> {
@@ -158,29 +158,6 @@ pub fn run(cli: &Cli, ctx: &Context, args: &EnvArgs) -> Result<(), Error> {
             .map_err(|e| Error::io(&shown, &e))?;
     }
     Ok(())
-}
-
-/// `value` of `flag` (`--key`, `--direct-key`) as a variable name, or the
-/// error naming both: a key is written into .env lines, env-files and
-/// Kubernetes Secrets as it is.
-pub(super) fn check_key(flag: &str, value: &str) -> Result<(), Error> {
-    match key_problem(value) {
-        None => Ok(()),
-        Some(problem) => Err(Error::message(format!(
-            "{flag} `{}` is not an environment variable name: {problem}",
-            crate::diagnostic::printable(&shortened(value))
-        ))
-        .with_hint("use letters, digits and `_`, not starting with a digit, e.g. DATABASE_URL")),
-    }
-}
-
-/// At most 64 characters of `value`, for a message.
-fn shortened(value: &str) -> String {
-    if value.chars().count() <= 64 {
-        value.to_string()
-    } else {
-        format!("{}...", value.chars().take(60).collect::<String>())
-    }
 }
 
 /// The mode an existing file holding a password gets, as (was, now), when

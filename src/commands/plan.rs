@@ -1,6 +1,5 @@
 //! `poolwright plan`: what apply would do, offline, passwords masked.
 
-use super::url::driver_view;
 use super::{load, runtime};
 use crate::cli::{Cli, Format, TargetsArgs};
 use crate::config::Target;
@@ -8,6 +7,7 @@ use crate::context::Context;
 use crate::drivers;
 use crate::envfile::owned;
 use crate::error::Error;
+use crate::outputs::driver_view;
 use crate::plan::{OutputStatus, TargetPlan, plan};
 use crate::providers::{ProviderTarget, Source, rds_proxy};
 use crate::render::Templates;

@@ -15,14 +15,13 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use super::env::check_key;
 use super::load;
-use super::url::{show, variables};
 use crate::cli::{Cli, SecretStore, SecretsArgs};
 use crate::context::Context;
 use crate::diagnostic::printable;
 use crate::envfile::write_value;
 use crate::error::Error;
+use crate::outputs::{check_key, show, variables};
 use crate::render::Templates;
 use crate::url::{PgUrl, Reach, host_reach};
 
@@ -204,7 +203,7 @@ fn env_file_command(cli: &Cli, args: &SecretsArgs, store: &str) -> String {
     if let Some(driver) = args.driver {
         words.extend(["--driver".into(), shell_quote(driver.name)]);
     }
-    if args.key != super::url::URL_KEY {
+    if args.key != crate::outputs::URL_KEY {
         words.extend(["--key".into(), shell_quote(&args.key)]);
     }
     if let Some(direct) = &args.direct_key {
