@@ -81,6 +81,32 @@ impl std::fmt::Debug for Api {
 }
 
 impl Api {
+    /// The client for a provider's API: its token from `token_var`, its
+    /// base URL from `api_url` (--api-url), else `url_var`, else `default`.
+    pub fn from_env(
+        env: &dyn Fn(&str) -> Option<String>,
+        api_url: Option<&str>,
+        name: &'static str,
+        default: &str,
+        url_var: &str,
+        token_var: &'static str,
+    ) -> Result<Api, Error> {
+        let token = env(token_var).filter(|t| !t.is_empty()).ok_or_else(|| {
+            Error::message(format!(
+                "{token_var} is not set, so poolwright cannot ask {name}"
+            ))
+            .with_hint(format!(
+                "export {token_var}=<your token>, or give the values in poolwright.yaml"
+            ))
+        })?;
+        let base = api_url
+            .map(str::to_string)
+            .or_else(|| env(url_var))
+            .unwrap_or_else(|| default.to_string());
+        let policy = NetPolicy::from_env(env)?;
+        Ok(Api::new(name, &base, token_var, token, &policy))
+    }
+
     pub fn new(
         name: &'static str,
         base_url: &str,

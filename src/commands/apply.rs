@@ -6,7 +6,6 @@
 //! beside poolwright.yaml so `url` works offline afterwards.
 
 use super::{load, runtime};
-use crate::api::Api;
 use crate::cli::{ApplyArgs, Cli};
 use crate::config::Config;
 use crate::context::Context;
@@ -15,56 +14,6 @@ use crate::net_policy::NetPolicy;
 use crate::providers::{ProviderTarget, neon, pgbouncer, rds_proxy, supabase};
 use crate::render::Templates;
 use crate::state::State;
-
-/// The API client for a provider: base URL from --api-url, else the
-/// provider's environment override, else its public address.
-pub fn api_for(
-    ctx: &Context,
-    api_url: Option<&str>,
-    name: &'static str,
-    default: &str,
-    url_var: &str,
-    token_var: &'static str,
-) -> Result<Api, Error> {
-    let token = (ctx.env)(token_var)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            Error::message(format!(
-                "{token_var} is not set, so poolwright cannot ask {name}"
-            ))
-            .with_hint(format!(
-                "export {token_var}=<your token>, or give the values in poolwright.yaml"
-            ))
-        })?;
-    let base = api_url
-        .map(str::to_string)
-        .or_else(|| (ctx.env)(url_var))
-        .unwrap_or_else(|| default.to_string());
-    let policy = NetPolicy::from_env(&ctx.env)?;
-    Ok(Api::new(name, &base, token_var, token, &policy))
-}
-
-pub fn supabase_api(ctx: &Context, api_url: Option<&str>) -> Result<Api, Error> {
-    api_for(
-        ctx,
-        api_url,
-        "the Supabase Management API",
-        supabase::API_URL,
-        supabase::API_URL_VAR,
-        supabase::TOKEN_VAR,
-    )
-}
-
-pub fn neon_api(ctx: &Context, api_url: Option<&str>) -> Result<Api, Error> {
-    api_for(
-        ctx,
-        api_url,
-        "the Neon API",
-        neon::API_URL,
-        neon::API_URL_VAR,
-        neon::TOKEN_VAR,
-    )
-}
 
 pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> {
     let config = load(cli, ctx)?;
@@ -118,7 +67,7 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
                 target.provider.pooled_url()
             }
             ProviderTarget::Supabase(t) => {
-                let api = supabase_api(ctx, args.api_url.as_deref())?;
+                let api = supabase::api(&ctx.env, args.api_url.as_deref())?;
                 let host = runtime.block_on(t.fetch_pooler_host(&api))?;
                 eprintln!(
                     "  pooler host of project {}: {host} (from {})",
@@ -130,7 +79,7 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
                 learned.pooled_url()
             }
             ProviderTarget::Neon(t) => {
-                let api = neon_api(ctx, args.api_url.as_deref())?;
+                let api = neon::api(&ctx.env, args.api_url.as_deref())?;
                 let (pooled, direct) = runtime.block_on(t.fetch_hosts(&api))?;
                 eprintln!(
                     "  pooled host {pooled}, direct host {direct} (from {})",

@@ -1,7 +1,7 @@
 //! One file per subcommand: glue between the command line, the config and
 //! the library. Results go to stdout, messages to stderr.
 
-pub(crate) mod apply;
+mod apply;
 mod destroy;
 mod env;
 mod explain;

@@ -80,12 +80,12 @@ fn refresh(
     let mut notes = Vec::new();
     match &mut fresh.provider {
         ProviderTarget::Supabase(t) => {
-            let api = super::apply::supabase_api(ctx, api_url)?;
+            let api = crate::providers::supabase::api(&ctx.env, api_url)?;
             let host = runtime.block_on(t.fetch_pooler_host(&api))?;
             t.pooler_host = Some((host, Source::Api));
         }
         ProviderTarget::Neon(t) => {
-            let api = super::apply::neon_api(ctx, api_url)?;
+            let api = crate::providers::neon::api(&ctx.env, api_url)?;
             let (pooled, direct) = runtime.block_on(t.fetch_hosts(&api))?;
             t.hosts = Some((pooled, direct, Source::Api));
         }

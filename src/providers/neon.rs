@@ -264,6 +264,22 @@ pub fn decode(
     })
 }
 
+/// The client for the Neon API, from the environment (its token, an override
+/// of its address) or `api_url` (--api-url).
+pub fn api(
+    env: &dyn Fn(&str) -> Option<String>,
+    api_url: Option<&str>,
+) -> Result<crate::api::Api, crate::error::Error> {
+    crate::api::Api::from_env(
+        env,
+        api_url,
+        "the Neon API",
+        API_URL,
+        API_URL_VAR,
+        TOKEN_VAR,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
