@@ -16,6 +16,33 @@ use crate::files::write_if_changed;
 
 pub const FILE_NAME: &str = ".poolwright-state.json";
 
+/// What `apply` may learn about a target: the keys of the state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// Supabase: the shared pooler's host (`aws-N-<region>.pooler.supabase.com`).
+    PoolerHost,
+    /// Neon: the endpoint's pooled host and its direct host.
+    PooledHost,
+    DirectHost,
+    /// RDS Proxy: the proxy's endpoint, and the ARN of the Secrets Manager
+    /// secret poolwright created for it (removed again by destroy).
+    Endpoint,
+    CreatedSecret,
+}
+
+impl Learned {
+    /// The key in `.poolwright-state.json`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Learned::PoolerHost => "pooler_host",
+            Learned::PooledHost => "pooled_host",
+            Learned::DirectHost => "direct_host",
+            Learned::Endpoint => "endpoint",
+            Learned::CreatedSecret => "created_secret",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// target name -> key -> value, e.g. staging -> pooler_host -> aws-1-...
@@ -47,18 +74,28 @@ impl State {
         }
     }
 
-    pub fn get(&self, target: &str, key: &str) -> Option<&str> {
+    pub fn get(&self, target: &str, what: Learned) -> Option<&str> {
         self.targets
             .get(target)
-            .and_then(|t| t.get(key))
+            .and_then(|t| t.get(what.key()))
             .map(String::as_str)
     }
 
-    pub fn set(&mut self, target: &str, key: &str, value: &str) {
+    pub fn set(&mut self, target: &str, what: Learned, value: &str) {
         self.targets
             .entry(target.to_string())
             .or_default()
-            .insert(key.to_string(), value.to_string());
+            .insert(what.key().to_string(), value.to_string());
+    }
+
+    /// Forgets what was learned about `target` (for destroy).
+    pub fn forget(&mut self, target: &str, what: &[Learned]) {
+        if let Some(entries) = self.targets.get_mut(target) {
+            for w in what {
+                entries.remove(w.key());
+            }
+        }
+        self.targets.retain(|_, v| !v.is_empty());
     }
 
     /// Writes the state beside `config` (only when it changed).
@@ -87,13 +124,13 @@ mod tests {
         let mut state = State::default();
         state.set(
             "staging",
-            "pooler_host",
+            Learned::PoolerHost,
             "aws-1-us-east-1.pooler.supabase.com",
         );
         state.save(&config).unwrap();
         let back = State::load(&config).unwrap();
         assert_eq!(
-            back.get("staging", "pooler_host"),
+            back.get("staging", Learned::PoolerHost),
             Some("aws-1-us-east-1.pooler.supabase.com")
         );
         std::fs::write(State::path_for(&config), "{oops").unwrap();

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::net_policy::NetPolicy;
 use crate::providers::{ProviderTarget, neon, pgbouncer, rds_proxy, supabase};
 use crate::render::Templates;
-use crate::state::State;
+use crate::state::{Learned, State};
 
 pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> {
     let config = load(cli, ctx)?;
@@ -73,7 +73,7 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
                     "  pooler host of project {}: {host} (from {})",
                     t.project_ref, api.name
                 );
-                state.set(&target.name, "pooler_host", &host);
+                state.set(&target.name, Learned::PoolerHost, &host);
                 let mut learned = t.clone();
                 learned.pooler_host = Some((host, crate::providers::Source::Api));
                 learned.pooled_url()
@@ -85,8 +85,8 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
                     "  pooled host {pooled}, direct host {direct} (from {})",
                     api.name
                 );
-                state.set(&target.name, "pooled_host", &pooled);
-                state.set(&target.name, "direct_host", &direct);
+                state.set(&target.name, Learned::PooledHost, &pooled);
+                state.set(&target.name, Learned::DirectHost, &direct);
                 let mut learned = t.clone();
                 learned.hosts = Some((pooled, direct, crate::providers::Source::Api));
                 learned.pooled_url()
@@ -148,7 +148,7 @@ fn apply_rds_proxy(
 ) -> Result<Option<crate::url::PgUrl>, Error> {
     use std::io::IsTerminal as _;
     let aws = runtime.block_on(rds_proxy::aws::Aws::connect(&t.region, policy));
-    let created = state.get(name, "created_secret").map(str::to_string);
+    let created = state.get(name, Learned::CreatedSecret).map(str::to_string);
     let terminal = std::io::stderr().is_terminal();
     let mut progress = |line: &str| {
         if terminal {
@@ -175,9 +175,9 @@ fn apply_rds_proxy(
         eprintln!("  {line}");
     }
     if let Some(arn) = &done.created_secret {
-        state.set(name, "created_secret", arn);
+        state.set(name, Learned::CreatedSecret, arn);
     }
-    state.set(name, "endpoint", &done.endpoint);
+    state.set(name, Learned::Endpoint, &done.endpoint);
     eprintln!(
         "  endpoint {} (the proxy is reachable from inside its VPC only)",
         done.endpoint

@@ -29,7 +29,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &DestroyArgs) -> Result<(), Error> {
     let config_path = ctx.cwd.join(&config.path);
     let mut state = State::load(&config_path)?;
     let created = state
-        .get(&target.name, "created_secret")
+        .get(&target.name, crate::state::Learned::CreatedSecret)
         .map(str::to_string);
     if !args.yes {
         if !std::io::stdin().is_terminal() {
@@ -65,11 +65,13 @@ pub fn run(cli: &Cli, ctx: &Context, args: &DestroyArgs) -> Result<(), Error> {
     for line in lines {
         eprintln!("{line}");
     }
-    if let Some(entries) = state.targets.get_mut(&target.name) {
-        entries.remove("endpoint");
-        entries.remove("created_secret");
-    }
-    state.targets.retain(|_, v| !v.is_empty());
+    state.forget(
+        &target.name,
+        &[
+            crate::state::Learned::Endpoint,
+            crate::state::Learned::CreatedSecret,
+        ],
+    );
     state.save(&config_path)?;
     Ok(())
 }

@@ -94,7 +94,7 @@ fn refresh(
             let aws = runtime.block_on(rds_proxy::aws::Aws::connect(&t.region, &policy));
             let state = State::load(config_path)?;
             let created = state
-                .get(&target.name, "created_secret")
+                .get(&target.name, crate::state::Learned::CreatedSecret)
                 .map(str::to_string);
             match runtime.block_on(aws.current(t))? {
                 None => notes.push(format!(

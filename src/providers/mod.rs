@@ -177,22 +177,22 @@ fn decode_with(
     name: &str,
     map: MapView<'_>,
 ) -> Option<ProviderTarget> {
-    let learned = |key: &str| context.state.get(name, key);
+    use crate::state::Learned;
+    let learned = |what: Learned| context.state.get(name, what);
     match manifest.module {
         Module::PgBouncer => {
             pgbouncer::decode(reader, manifest, name, map).map(ProviderTarget::PgBouncer)
         }
-        Module::Supabase => supabase::decode(reader, name, map, learned("pooler_host"))
+        Module::Supabase => supabase::decode(reader, name, map, learned(Learned::PoolerHost))
             .map(ProviderTarget::Supabase),
         Module::Neon => {
-            let hosts = learned("pooled_host").zip(learned("direct_host"));
+            let hosts = learned(Learned::PooledHost).zip(learned(Learned::DirectHost));
             neon::decode(reader, name, map, hosts).map(ProviderTarget::Neon)
         }
         Module::Managed => {
             managed::decode(reader, manifest, name, map).map(ProviderTarget::Managed)
         }
-        Module::RdsProxy => {
-            rds_proxy::decode(reader, name, map, learned("endpoint")).map(ProviderTarget::RdsProxy)
-        }
+        Module::RdsProxy => rds_proxy::decode(reader, name, map, learned(Learned::Endpoint))
+            .map(ProviderTarget::RdsProxy),
     }
 }
