@@ -19,14 +19,9 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
     let config = load(cli, ctx)?;
     let templates = Templates::load(args.templates.as_deref())?;
     let targets = config.select(&args.targets)?;
-    let _locks = super::lock(
-        ctx,
-        "apply",
-        &args.targets,
-        &lock_paths(&targets, &config, ctx),
-    )?;
+    let _locks = super::lock(ctx, "apply", &args.targets, &lock_paths(&targets, &config))?;
     let runtime = runtime()?;
-    let mut state = State::load(&config_file(&config, ctx))?;
+    let mut state = State::load(&config.on_disk)?;
     for target in targets {
         eprintln!("target {} ({})", target.name, target.provider.describe());
         let url = match &target.provider {
@@ -101,7 +96,7 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
                 });
                 // What was made before a failure (a secret) is remembered for destroy.
                 if result.is_err() {
-                    state.save(&config_file(&config, ctx))?;
+                    state.save(&config.on_disk)?;
                 }
                 result?
             }
@@ -110,18 +105,14 @@ pub fn run(cli: &Cli, ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> 
             println!("{}: {}", target.name, url.masked());
         }
     }
-    state.save(&config_file(&config, ctx))?;
+    state.save(&config.on_disk)?;
     Ok(())
 }
 
 /// The directories apply writes: each self-hosted target's host files'
 /// directories (config_dir, auth_file's, systemd's unit_dir) and the state
 /// file's. Locked before apply reads any of them (userlist.txt, the state).
-fn lock_paths(
-    targets: &[&crate::config::Target],
-    config: &Config,
-    ctx: &Context,
-) -> Vec<std::path::PathBuf> {
+fn lock_paths(targets: &[&crate::config::Target], config: &Config) -> Vec<std::path::PathBuf> {
     let mut dirs = Vec::new();
     for target in targets {
         if let Some(t) = target.provider.pgbouncer() {
@@ -132,7 +123,7 @@ fn lock_paths(
             }
         }
     }
-    let state = State::path_for(&config_file(config, ctx));
+    let state = State::path_for(&config.on_disk);
     dirs.extend(state.parent().map(std::path::Path::to_path_buf));
     dirs
 }
@@ -185,13 +176,4 @@ fn apply_rds_proxy(
     let mut learned = t.clone();
     learned.endpoint = Some((done.endpoint, crate::providers::Source::Api));
     Ok(learned.pooled_url())
-}
-
-/// The config file's path on disk (the state file lives beside it).
-fn config_file(config: &Config, ctx: &Context) -> std::path::PathBuf {
-    if config.path.is_relative() {
-        ctx.cwd.join(&config.path)
-    } else {
-        config.path.clone()
-    }
 }

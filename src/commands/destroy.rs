@@ -26,7 +26,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &DestroyArgs) -> Result<(), Error> {
         ))
         .with_hint("destroy removes an RDS Proxy that apply created; other providers have nothing to remove"));
     };
-    let config_path = ctx.cwd.join(&config.path);
+    let config_path = config.on_disk.clone();
     let mut state = State::load(&config_path)?;
     let created = state
         .get(&target.name, crate::state::Learned::CreatedSecret)

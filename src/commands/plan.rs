@@ -35,7 +35,7 @@ pub fn run(cli: &Cli, ctx: &Context, args: &TargetsArgs) -> Result<(), Error> {
         let refreshed = if args.refresh {
             Some(refresh(
                 ctx,
-                &ctx.cwd.join(&config.path),
+                &config.on_disk,
                 target,
                 args.api_url.as_deref(),
                 &runtime,

@@ -21,6 +21,8 @@ pub const FILE_NAME: &str = "poolwright.yaml";
 pub struct Config {
     /// The file as the user named it (or as found), for messages.
     pub path: PathBuf,
+    /// The file on disk (the state file and `providers/` sit beside it).
+    pub on_disk: PathBuf,
     pub source: String,
     pub targets: Vec<Target>,
 }
@@ -184,7 +186,9 @@ pub fn load(path: &Path, shown_as: &Path, env: EnvLookup<'_>) -> Result<Config, 
         registry: Registry::with_user_dir(&dir.join("providers"))?,
         state: State::load(path)?,
     };
-    parse_with(shown_as, source, env, &context)
+    let mut config = parse_with(shown_as, source, env, &context)?;
+    config.on_disk = path.to_path_buf();
+    Ok(config)
 }
 
 /// Checks config text (the contents of `path`).
@@ -221,6 +225,7 @@ pub fn parse_with(
     }
     Ok(Config {
         path: path.to_path_buf(),
+        on_disk: path.to_path_buf(),
         source,
         targets,
     })
