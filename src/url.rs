@@ -284,6 +284,15 @@ impl PgUrl {
     }
 
     /// The URL with its password masked (safe for any output).
+    /// `host:port` as messages show it (an IPv6 host in brackets).
+    pub fn place(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     pub fn masked(&self) -> String {
         self.format(self.password.as_ref().map(|_| MASK))
     }

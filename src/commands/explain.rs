@@ -138,11 +138,7 @@ fn known(target: &Target, via: Via) -> Known {
         ..Known::default()
     };
     if let Some(u) = url {
-        k.place = if u.host.contains(':') {
-            format!("[{}]:{}", u.host, u.port)
-        } else {
-            format!("{}:{}", u.host, u.port)
-        };
+        k.place = u.place();
         k.user = u.user.unwrap_or_default();
         k.database = u.database;
     }

@@ -93,14 +93,6 @@ pub fn parse(text: &str) -> Result<PgUrl, String> {
     Ok(url)
 }
 
-fn place(url: &PgUrl) -> String {
-    if url.host.contains(':') {
-        format!("[{}]:{}", url.host, url.port)
-    } else {
-        format!("{}:{}", url.host, url.port)
-    }
-}
-
 fn same_place(a: &PgUrl, b: &PgUrl) -> bool {
     a.host.eq_ignore_ascii_case(&b.host) && a.port == b.port
 }
@@ -128,8 +120,8 @@ pub fn check(
             NAME,
             format!(
                 "{from} ({masked}) goes to PostgreSQL at {} directly, not through the pooler at {}: every call of the app opens a server connection of its own",
-                place(url),
-                place(pooled)
+                url.place(),
+                pooled.place()
             ),
             format!(
                 "set it to the pooled URL: `{fix_url}` prints it (`poolwright env {target}` writes it into .env, `poolwright secrets {target} --to ...` into the platform's store); keep the direct URL for migrations only"
@@ -141,9 +133,9 @@ pub fn check(
     if !same_place(url, pooled) {
         notes.push(format!(
             "it goes to {}, which is neither the pooler ({}) nor the server ({}): the checks below show whether it pools",
-            place(url),
-            place(pooled),
-            place(direct)
+            url.place(),
+            pooled.place(),
+            direct.place()
         ));
     }
     if url.user.is_some() && url.user != pooled.user {
@@ -200,7 +192,7 @@ pub fn check(
     }
     let mut detail = format!("{from} ({masked})");
     if problems.is_empty() {
-        detail.push_str(&format!(" goes through the pooler at {}", place(url)));
+        detail.push_str(&format!(" goes through the pooler at {}", url.place()));
     }
     for p in problems.iter().chain(&notes) {
         detail.push_str("; ");

@@ -19,16 +19,12 @@ use tokio::task::JoinSet;
 use super::Check;
 use super::connect::{self, Endpoint, Session};
 use super::diagnose::{Situation, diagnose};
+use super::pooling::count_backends as count;
 
 /// How long each client's query holds its server connection.
 const HOLD: &str = "0.2";
 /// How often the direct session counts backends while the clients run.
 const SAMPLE_EVERY: Duration = Duration::from_millis(40);
-
-/// Counts the database's client backends other than our own.
-const BACKENDS: &str = "SELECT count(*) FROM pg_stat_activity \
-     WHERE datname = current_database() AND backend_type = 'client backend' \
-     AND pid <> pg_backend_pid()";
 
 /// The default number of clients: twice the pool (so some must wait),
 /// within 4..=50; 20 when the pool is not known.
@@ -52,14 +48,6 @@ pub struct Crowd {
     /// The database's client backends before, and the most seen while the
     /// clients ran, when the direct session may count them.
     pub backends: Result<(u64, u64), String>,
-}
-
-async fn count(direct: &Session) -> Result<u64, String> {
-    direct
-        .value(BACKENDS)
-        .await?
-        .parse()
-        .map_err(|e| format!("pg_stat_activity count: {e}"))
 }
 
 /// One client's query: the backend's pid, holding it a moment; the

@@ -41,7 +41,8 @@ pub struct Endpoint {
     pub host_port: String,
     /// The weakest authentication this login may answer.
     pub auth_floor: AuthFloor,
-    url: PgUrl,
+    /// The URL this endpoint was made from (password included).
+    pub url: PgUrl,
 }
 
 impl fmt::Debug for Endpoint {
@@ -75,11 +76,7 @@ impl Endpoint {
                 .and_then(|m| SslMode::parse(&m))
                 .unwrap_or(SslMode::Prefer),
             sslrootcert: param("sslrootcert"),
-            host_port: if url.host.contains(':') {
-                format!("[{}]:{}", url.host, url.port)
-            } else {
-                format!("{}:{}", url.host, url.port)
-            },
+            host_port: url.place(),
             auth_floor: AuthFloor::default(),
             url: url.clone(),
         })

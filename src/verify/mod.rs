@@ -275,15 +275,11 @@ pub async fn verify(target: &Target, options: &Options) -> Result<Report, Error>
     let bouncer = self_hosted(target);
     let mut checks = Vec::new();
     if let Some(app) = &options.app_url {
-        let (Some(pooled), Some(direct)) =
-            (target.provider.pooled_url(), target.provider.direct_url())
-        else {
-            return Err(known_after_apply(target));
-        };
+        let pooled = ends.pooled.url.clone();
         checks.push(app_url::check(
             app,
             &pooled,
-            &direct,
+            &ends.direct.url,
             options.driver,
             &target.provider.pooler_traits(),
             &target.name,

@@ -34,7 +34,8 @@ pub struct Proof {
     pub backends: Result<(u64, u64), String>,
 }
 
-async fn count(direct: &Session) -> Result<u64, String> {
+/// The database's client backends other than our own session's.
+pub(super) async fn count_backends(direct: &Session) -> Result<u64, String> {
     direct
         .value(BACKENDS)
         .await?
@@ -52,7 +53,7 @@ pub async fn measure(
     situation: &Situation<'_>,
 ) -> Result<Proof, Check> {
     let before = match direct {
-        Ok(d) => count(d).await,
+        Ok(d) => count_backends(d).await,
         Err(e) => Err(e.to_string()),
     };
     let mut pids = BTreeSet::new();
@@ -86,7 +87,7 @@ pub async fn measure(
         pids.insert(pid);
     }
     let after = match direct {
-        Ok(d) => count(d).await,
+        Ok(d) => count_backends(d).await,
         Err(e) => Err(e.to_string()),
     };
     Ok(Proof {
