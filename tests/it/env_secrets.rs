@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{Run, bin, poolwright};
+use crate::support::{Run, bin, mode, poolwright};
 
 /// Quotes, a space, `$`, `#`, `@` and `/`: its encoded form is checked too.
 const PASSWORD: &str = "Sekr3t@p/w 'q\"$x#";
@@ -30,9 +30,7 @@ targets:
 }
 
 fn project(public_host: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    fs::write(dir.path().join("poolwright.yaml"), config(public_host)).expect("write config");
-    dir
+    crate::support::project(&config(public_host))
 }
 
 fn pw(dir: &Path, args: &[&str]) -> Run {
@@ -45,10 +43,6 @@ fn real_url(dir: &Path, extra: &[&str]) -> String {
     let run = pw(dir, &args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.stdout.trim().to_string()
-}
-
-fn mode(path: &Path) -> u32 {
-    fs::metadata(path).expect("stat").permissions().mode() & 0o7777
 }
 
 #[track_caller]

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Run, poolwright, root};
+use crate::support::{Run, mode, poolwright, project, root};
 
 const CONFIG: &str = "version: 1
 targets:
@@ -19,12 +19,6 @@ targets:
 /// Quotes, a space, `$`, `#` and `'`: everything a shell or a .env reader trips on.
 const PASSWORD: &str = "p@ss 'w\"$HOME#x";
 
-fn project(config: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    fs::write(dir.path().join("poolwright.yaml"), config).expect("write config");
-    dir
-}
-
 fn pw(dir: &Path, args: &[&str]) -> Run {
     poolwright(dir, args, &[("APP_PASSWORD", PASSWORD)])
 }
@@ -35,10 +29,6 @@ fn real_url(dir: &Path, extra: &[&str]) -> String {
     let run = pw(dir, &args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.stdout.trim().to_string()
-}
-
-fn mode(path: &Path) -> u32 {
-    fs::metadata(path).expect("stat").permissions().mode() & 0o777
 }
 
 #[test]

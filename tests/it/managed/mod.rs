@@ -128,12 +128,7 @@ fn targets(dir: &Path, env: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A temp project with this poolwright.yaml.
-pub(crate) fn project(yaml: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("poolwright.yaml"), yaml).expect("write config");
-    dir
-}
+pub(crate) use crate::support::project;
 
 /// The names in `dir`, sorted (what a command left behind).
 pub(crate) fn listing(dir: &Path) -> Vec<String> {

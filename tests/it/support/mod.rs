@@ -76,3 +76,20 @@ pub fn assert_file(expected: &Path, actual: &str) {
         );
     }
 }
+
+/// A temporary project holding this poolwright.yaml.
+pub fn project(yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("poolwright.yaml"), yaml).expect("write config");
+    dir
+}
+
+/// The permission bits of `path` (what a test compares with 0o600).
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
