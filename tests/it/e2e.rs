@@ -404,8 +404,11 @@ fn pgbench_serverless_pattern_through_pooler_and_direct_on(build: &BouncerBuild)
         assert_clean_run(&out, &all);
     } else {
         assert!(!ini.contains("max_prepared_statements"), "{ini}");
+        // The server's own error is the proof. pgbench's exit status is not:
+        // on a loaded machine the errors may come only as the -T window
+        // closes, and pgbench 15 then exits 0 (seen once in a full run).
         assert!(
-            !out.status.success()
+            all.contains("ERROR:")
                 && (all.contains("already exists") || all.contains("does not exist")),
             "named prepared statements worked through PgBouncer {} in transaction mode:\n{}",
             build.version,
